@@ -1,0 +1,148 @@
+"""Finding, reading and writing checkpoints in the stable-audio-tools layout.
+
+A model directory holds ``model_config.json`` and ``model.safetensors`` (or a legacy ``model.ckpt``,
+read with ``torch.load(weights_only=True)``: never unpickle arbitrary objects). Key matching is strict:
+a checkpoint that does not fit the config fails and names the missing, unexpected or misshapen keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+CONFIG_NAME = "model_config.json"
+WEIGHTS_NAME = "model.safetensors"
+LEGACY_WEIGHTS_NAME = "model.ckpt"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be found or does not match its config; the message says which and what to do."""
+
+
+def resolve_model_dir(path_or_repo_id: str | os.PathLike) -> Path:
+    """A local directory as is; otherwise a Hugging Face hub repo id, downloaded (or taken from the cache)."""
+    path = Path(path_or_repo_id).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelLoadError(f"{path} is a file; give the model directory that holds {CONFIG_NAME}")
+    text = str(path_or_repo_id)
+    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise ModelLoadError(f"model directory {text!r} does not exist")
+    return _download_from_hub(text)
+
+
+def _download_from_hub(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError)
+    except ImportError as e:  # pragma: no cover - huggingface_hub is a dependency
+        raise ModelLoadError(f"huggingface_hub is needed to download {repo_id!r}: {e}") from None
+    patterns = [CONFIG_NAME, WEIGHTS_NAME]
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except GatedRepoError:
+        raise ModelLoadError(
+            f"{repo_id!r} is a gated repository: accept its licence on the hub page, then log in "
+            f"with `huggingface-cli login` (or set HF_TOKEN) and try again"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelLoadError(f"no model {repo_id!r} on the Hugging Face hub (or it is private)") from None
+    except LocalEntryNotFoundError:
+        raise ModelLoadError(
+            f"{repo_id!r} is not in the local cache and the hub cannot be reached (offline?). "
+            f"Download it on a connected machine (huggingface-cli download {repo_id}) and pass the directory"
+        ) from None
+    except Exception as e:  # network errors come in many types
+        raise ModelLoadError(f"could not download {repo_id!r}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def read_config(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / CONFIG_NAME
+    if not path.is_file():
+        raise ModelLoadError(f"{model_dir} has no {CONFIG_NAME}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{path} is not valid JSON: {e}") from None
+
+
+def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
+    """Weights from model.safetensors, else model.ckpt (tensors only)."""
+    st, ckpt = model_dir / WEIGHTS_NAME, model_dir / LEGACY_WEIGHTS_NAME
+    if st.is_file():
+        try:
+            return load_file(str(st))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ModelLoadError(f"{st} is corrupt or truncated: {e}") from None
+    if ckpt.is_file():
+        try:
+            obj = torch.load(str(ckpt), map_location="cpu", weights_only=True)
+        except Exception as e:  # weights_only refuses pickled code; corrupt zips raise RuntimeError
+            raise ModelLoadError(f"{ckpt} could not be read safely (tensors only): {e}") from None
+        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+            obj = obj["state_dict"]
+        if not isinstance(obj, dict):
+            raise ModelLoadError(f"{ckpt} does not contain a state dict")
+        return obj
+    raise ModelLoadError(f"{model_dir} has neither {WEIGHTS_NAME} nor {LEGACY_WEIGHTS_NAME}")
+
+
+def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Accept weight norm saved by ``torch.nn.utils.parametrizations`` under the legacy weight_g/weight_v names."""
+    out = {}
+    for key, value in state.items():
+        key = key.replace(".parametrizations.weight.original0", ".weight_g")
+        key = key.replace(".parametrizations.weight.original1", ".weight_v")
+        out[key] = value
+    return out
+
+
+def check_state_dict(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], limit: int = 20) -> None:
+    """Raise ModelLoadError naming missing, unexpected and misshapen keys."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(given) if tuple(expected[k].shape) != tuple(given[k].shape))
+    if not (missing or unexpected or shapes):
+        return
+
+    def listing(keys: list[str], fmt=lambda k: k) -> str:
+        more = f" ... and {len(keys) - limit} more" if len(keys) > limit else ""
+        return ", ".join(fmt(k) for k in keys[:limit]) + more
+
+    parts = []
+    if missing:
+        parts.append(f"missing keys ({len(missing)}): {listing(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys ({len(unexpected)}): {listing(unexpected)}")
+    if shapes:
+        parts.append("shape mismatches: " + listing(
+            shapes, lambda k: f"{k} checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"))
+    raise ModelLoadError("checkpoint does not match the model config: " + "; ".join(parts))
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Write via a temporary file in the same directory, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_model_dir(model_dir: Path, config: dict[str, Any], state: dict[str, torch.Tensor]) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    atomic_write_bytes(model_dir / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    atomic_write_bytes(model_dir / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))

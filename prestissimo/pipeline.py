@@ -1,0 +1,260 @@
+"""``TextToAudio``: a whole model (conditioners + DiT + autoencoder) and the generation path.
+
+prompt, seconds -> conditioners -> Conditioning -> sampler (k denoiser calls) -> latents -> decode -> audio.
+
+The module tree reproduces stable-audio-tools' ``ConditionedDiffusionModelWrapper`` so the combined
+state dict has the released key names: ``model.model.*`` (DiT), ``pretransform.model.*`` (autoencoder)
+and ``conditioner.conditioners.*`` (number embedders; the frozen T5 is not stored).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from .data.audio import save_wav
+from .models.autoencoder import OobleckAutoencoder
+from .models.conditioners import MultiConditioner, T5Conditioner, build_conditioner, save_text_encoder
+from .models.config import ModelConfig
+from .models.denoiser import Conditioning, Denoiser
+from .models.dit import DiffusionTransformer
+from .models.loading import (check_state_dict, normalize_keys, read_config, read_state_dict, resolve_model_dir,
+                             write_model_dir)
+from .sampling import SAMPLERS, cfg_denoiser, null_conditioning
+from .sampling.samplers import sample_dpmpp_2m, sample_euler, sample_pingpong
+from .sampling.schedules import linear_schedule, logsnr_schedule
+
+log = logging.getLogger(__name__)
+
+#: Longest prompt accepted, in characters; longer text is almost certainly a mistake (a file pasted).
+MAX_PROMPT_CHARS = 4000
+
+
+class Pretransform(nn.Module):
+    """Holds the autoencoder under the ``pretransform.model`` prefix of the released checkpoints."""
+
+    def __init__(self, autoencoder: OobleckAutoencoder):
+        super().__init__()
+        self.model = autoencoder
+
+
+@dataclass
+class GenerationRequest:
+    """Validated generation arguments; ``validate`` raises ValueError with a one-line reason."""
+
+    prompts: list[str]
+    seconds: float
+    steps: int
+    sampler: str
+    cfg_scale: float
+    seed: int | None
+
+    def validate(self, max_seconds: float) -> None:
+        if not self.prompts:
+            raise ValueError("no prompts given")
+        for p in self.prompts:
+            if not isinstance(p, str) or not p.strip():
+                raise ValueError("prompt is empty")
+            if len(p) > MAX_PROMPT_CHARS:
+                raise ValueError(f"prompt is {len(p)} characters long; the limit is {MAX_PROMPT_CHARS}")
+        if not (isinstance(self.seconds, (int, float)) and math.isfinite(self.seconds)) or self.seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {self.seconds}")
+        if self.seconds > max_seconds + 1e-6:
+            raise ValueError(f"seconds must be at most {max_seconds:.2f} for this model, got {self.seconds}")
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r} (choose from {', '.join(SAMPLERS)})")
+        if not math.isfinite(self.cfg_scale) or self.cfg_scale < 0:
+            raise ValueError(f"cfg scale must be a finite number >= 0, got {self.cfg_scale}")
+
+
+class TextToAudio(nn.Module):
+    def __init__(self, config: ModelConfig, model_dir: Path | None = None):
+        super().__init__()
+        self.config = config
+        self.model = Denoiser(DiffusionTransformer(config.dit), config.objective)
+        self.pretransform = Pretransform(OobleckAutoencoder(config.autoencoder))
+        self.conditioner = MultiConditioner({
+            c.id: build_conditioner(c.type, c.config, config.cond_dim, model_dir) for c in config.conditioners
+        })
+        self.model_dir = model_dir
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None, load_text_encoder: bool = True) -> "TextToAudio":
+        """Load a model directory or hub repo id (``model_config.json`` + ``model.safetensors``/``model.ckpt``).
+
+        The dtype follows the device, never the checkpoint (fp16 on CPU is two orders of magnitude slower):
+        fp32 unless asked otherwise. ``load_text_encoder=False`` skips the (external) text encoder, for
+        inspecting or converting a checkpoint without it.
+        """
+        model_dir = resolve_model_dir(path_or_repo_id)
+        config = ModelConfig.from_dict(read_config(model_dir))
+        state = normalize_keys(read_state_dict(model_dir))
+        model = cls(config, model_dir=model_dir)
+        check_state_dict(model.state_dict(), state)
+        model.load_state_dict(state, strict=True)
+        model.eval().requires_grad_(False)
+        if load_text_encoder:
+            for cond in model.conditioner.conditioners.values():
+                if isinstance(cond, T5Conditioner):
+                    cond.load()
+        if dtype is not None and torch.device(device).type == "cpu" and dtype == torch.float16:
+            raise ValueError("float16 on CPU is extremely slow; use float32 or bfloat16")
+        return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
+
+    def save_pretrained(self, out_dir: str | os.PathLike) -> Path:
+        """Write the same format we read: model_config.json + model.safetensors (+ a local text encoder)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_model_dir(out, self.config.to_dict(), self.state_dict())
+        for cond in self.conditioner.conditioners.values():
+            if isinstance(cond, T5Conditioner) and self.model_dir is not None and (self.model_dir / cond.name).is_dir():
+                target = out / cond.name
+                if target.resolve() != (self.model_dir / cond.name).resolve():
+                    save_text_encoder(cond.encoder, cond.tokenizer, target)
+        return out
+
+    # ------------------------------------------------------------------ generation
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    def conditioning_inputs(self, prompts: Sequence[str], seconds_total: float,
+                            seconds_start: float = 0.0) -> dict[str, list[Any]]:
+        """Per-conditioner inputs: text conditioners get the prompts, number conditioners their seconds."""
+        n = len(prompts)
+        inputs: dict[str, list[Any]] = {}
+        for cfg in self.config.conditioners:
+            if cfg.type == "number":
+                if cfg.id == "seconds_start":
+                    inputs[cfg.id] = [seconds_start] * n
+                elif cfg.id == "seconds_total":
+                    inputs[cfg.id] = [seconds_total] * n
+                else:
+                    raise ValueError(f"don't know what to feed the number conditioner {cfg.id!r}")
+            else:
+                inputs[cfg.id] = list(prompts)
+        return inputs
+
+    @torch.no_grad()
+    def encode_conditioning(self, prompts: Sequence[str], seconds_total: float,
+                            seconds_start: float = 0.0) -> Conditioning:
+        """Run the conditioners once and assemble the DiT's cross-attention context and global embedding."""
+        device = self.device
+        out = self.conditioner(self.conditioning_inputs(prompts, seconds_total, seconds_start), device)
+        dtype = self.dtype
+        context = None
+        if self.config.cross_attention_cond_ids:
+            tokens = [out[k][0] if out[k][0].dim() == 3 else out[k][0].unsqueeze(1)
+                      for k in self.config.cross_attention_cond_ids]
+            context = self.model.model.embed_context(torch.cat(tokens, dim=1).to(dtype))
+        global_cond = None
+        if self.config.global_cond_ids:
+            global_cond = torch.cat([out[k][0].reshape(len(prompts), -1) for k in self.config.global_cond_ids], dim=-1)
+            global_cond = global_cond.to(dtype)
+        return Conditioning(context=context, global_cond=global_cond)
+
+    def _schedule(self, sampler: str, steps: int) -> torch.Tensor:
+        if sampler == "euler":
+            return linear_schedule(steps)
+        return logsnr_schedule(steps, self.config.objective)
+
+    @torch.no_grad()
+    def generate_latents(self, prompts: Sequence[str], seconds: float | None = None, steps: int | None = None,
+                         sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
+                         progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Sample latents [B, latent_dim, L] for the model's full window (conditioned on ``seconds``)."""
+        defaults = self.config.sampling
+        req = GenerationRequest(
+            prompts=[prompts] if isinstance(prompts, str) else list(prompts),
+            seconds=self.config.max_seconds if seconds is None else seconds,
+            steps=defaults.steps if steps is None else steps,
+            sampler=defaults.sampler if sampler is None else sampler,
+            cfg_scale=defaults.cfg_scale if cfg_scale is None else float(cfg_scale),
+            seed=seed,
+        )
+        req.validate(self.config.max_seconds)
+        self._warn_truncation(req.prompts)
+
+        device, dtype = self.device, self.dtype
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(req.seed if req.seed is not None else torch.seed())
+        shape = (len(req.prompts), self.config.dit.io_channels, self.config.latent_length)
+        noise = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
+
+        cond = self.encode_conditioning(req.prompts, req.seconds)
+        uncond = null_conditioning(cond) if req.cfg_scale != 1.0 else None
+        denoise = cfg_denoiser(self.model, cond, uncond, req.cfg_scale)
+        ts = self._schedule(req.sampler, req.steps)
+        objective = self.config.objective
+        if req.sampler == "pingpong":
+            return sample_pingpong(denoise, noise, ts, objective, generator=generator, callback=progress)
+        if req.sampler == "euler":
+            return sample_euler(denoise, noise, ts, objective, callback=progress)
+        return sample_dpmpp_2m(denoise, noise, ts, objective, callback=progress)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.pretransform.model.decode(latents.to(self.dtype))
+
+    @torch.no_grad()
+    def generate(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
+                 sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Text -> audio [B, channels, samples] at ``sample_rate``, trimmed to ``seconds``.
+
+        Defaults (steps, sampler, CFG scale) come from the model config: ping-pong / 8 / no CFG for
+        ARC models, DPM-Solver++(2M) / 100 / 7 for v-objective models.
+        """
+        latents = self.generate_latents(prompts, seconds, steps, sampler, cfg_scale, seed, progress)
+        audio = self.decode(latents).float()
+        seconds = self.config.max_seconds if seconds is None else seconds
+        return audio[..., : int(round(seconds * self.sample_rate))]
+
+    def save_wav(self, audio: torch.Tensor, path: str | os.PathLike) -> list[Path]:
+        """Write [C, T] as ``path``, or a batch [B, C, T] as path with _0, _1 ... suffixes."""
+        path = Path(path)
+        if audio.dim() == 2:
+            return [save_wav(audio, path, self.sample_rate)]
+        if audio.shape[0] == 1:
+            return [save_wav(audio[0], path, self.sample_rate)]
+        return [save_wav(a, path.with_name(f"{path.stem}_{i}{path.suffix}"), self.sample_rate)
+                for i, a in enumerate(audio)]
+
+    def _warn_truncation(self, prompts: list[str]) -> None:
+        for cond in self.conditioner.conditioners.values():
+            if isinstance(cond, T5Conditioner):
+                for p in prompts:
+                    n = cond.token_count(p)
+                    if n > cond.max_length:
+                        log.warning("prompt has %d tokens; the text encoder reads only the first %d", n, cond.max_length)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable-parameter counts per component (the frozen text encoder counted separately)."""
+        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        counts = {"dit": count(self.model), "autoencoder": count(self.pretransform),
+                  "conditioners": count(self.conditioner)}
+        text = sum(sum(p.numel() for p in c.encoder.parameters())
+                   for c in self.conditioner.conditioners.values() if isinstance(c, T5Conditioner))
+        counts["checkpoint_total"] = counts["dit"] + counts["autoencoder"] + counts["conditioners"]
+        counts["text_encoder"] = text
+        return counts

@@ -1,0 +1,55 @@
+"""Classifier-free guidance as a wrapper around a conditional denoiser."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..models.denoiser import Conditioning
+
+CondDenoiseFn = Callable[[torch.Tensor, torch.Tensor, Conditioning], torch.Tensor]
+
+
+def null_conditioning(cond: Conditioning) -> Conditioning:
+    """The unconditional input of stable-audio-tools: zero cross-attention context, same global (seconds) embedding.
+
+    The context is zeroed *before* embedding (the DiT's to_cond_embed of zeros is zero for the
+    bias-free MLP), so the embedded context is zero too.
+    """
+    ctx = None if cond.context is None else torch.zeros_like(cond.context)
+    return Conditioning(context=ctx, global_cond=cond.global_cond)
+
+
+def cfg_denoiser(denoise: CondDenoiseFn, cond: Conditioning, uncond: Conditioning | None,
+                 scale: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Return denoise(x, t) = uncond + scale * (cond - uncond), batching both passes into one call.
+
+    At scale 1 (and for models that need no guidance) there is no unconditional pass at all.
+    CFG on x0 equals CFG on the velocity because x0 is affine in v with the same x.
+    """
+    if scale == 1.0 or uncond is None:
+        return lambda x, t: denoise(x, t, cond)
+
+    both = Conditioning(
+        context=_cat(cond.context, uncond.context),
+        global_cond=_cat(cond.global_cond, uncond.global_cond),
+        context_kv=_cat_kv(cond.context_kv, uncond.context_kv),
+    )
+
+    def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = denoise(torch.cat([x, x]), torch.cat([t, t]), both)
+        c, u = out.chunk(2)
+        return u + scale * (c - u)
+
+    return guided
+
+
+def _cat(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    return None if a is None or b is None else torch.cat([a, b])
+
+
+def _cat_kv(a: list | None, b: list | None) -> list | None:
+    if a is None or b is None:
+        return None
+    return [None if ka is None else (torch.cat([ka[0], kb[0]]), torch.cat([ka[1], kb[1]])) for ka, kb in zip(a, b)]
