@@ -113,6 +113,14 @@ class TextToAudio(nn.Module):
             raise ValueError("float16 on CPU is extremely slow; use float32 or bfloat16")
         return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
 
+    @classmethod
+    def from_preset(cls, name: str, device: str | torch.device = "cpu") -> "TextToAudio":
+        """An untrained model of a named architecture; ``device="meta"`` builds it without allocating weights."""
+        from .models.presets import preset
+
+        with torch.device(device):
+            return cls(ModelConfig.from_dict(preset(name)))
+
     def save_pretrained(self, out_dir: str | os.PathLike) -> Path:
         """Write the same format we read: model_config.json + model.safetensors (+ a local text encoder)."""
         out = Path(out_dir)
@@ -173,16 +181,10 @@ class TextToAudio(nn.Module):
             global_cond = global_cond.to(dtype)
         return Conditioning(context=context, global_cond=global_cond)
 
-    def _schedule(self, sampler: str, steps: int) -> torch.Tensor:
-        if sampler == "euler":
-            return linear_schedule(steps)
-        return logsnr_schedule(steps, self.config.objective)
-
-    @torch.no_grad()
-    def generate_latents(self, prompts: Sequence[str], seconds: float | None = None, steps: int | None = None,
-                         sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
-                         progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """Sample latents [B, latent_dim, L] for the model's full window (conditioned on ``seconds``)."""
+    def request(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
+                sampler: str | None = None, cfg_scale: float | None = None,
+                seed: int | None = None) -> GenerationRequest:
+        """Fill in the model's sampling defaults and validate; raises ValueError before any compute."""
         defaults = self.config.sampling
         req = GenerationRequest(
             prompts=[prompts] if isinstance(prompts, str) else list(prompts),
@@ -193,6 +195,19 @@ class TextToAudio(nn.Module):
             seed=seed,
         )
         req.validate(self.config.max_seconds)
+        return req
+
+    def _schedule(self, sampler: str, steps: int) -> torch.Tensor:
+        if sampler == "euler":
+            return linear_schedule(steps)
+        return logsnr_schedule(steps, self.config.objective)
+
+    @torch.no_grad()
+    def generate_latents(self, prompts: Sequence[str], seconds: float | None = None, steps: int | None = None,
+                         sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
+                         progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Sample latents [B, latent_dim, L] for the model's full window (conditioned on ``seconds``)."""
+        req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed)
         self._warn_truncation(req.prompts)
 
         device, dtype = self.device, self.dtype
@@ -254,7 +269,7 @@ class TextToAudio(nn.Module):
         counts = {"dit": count(self.model), "autoencoder": count(self.pretransform),
                   "conditioners": count(self.conditioner)}
         text = sum(sum(p.numel() for p in c.encoder.parameters())
-                   for c in self.conditioner.conditioners.values() if isinstance(c, T5Conditioner))
+                   for c in self.conditioner.conditioners.values() if isinstance(c, T5Conditioner) and c.is_loaded)
         counts["checkpoint_total"] = counts["dit"] + counts["autoencoder"] + counts["conditioners"]
         counts["text_encoder"] = text
         return counts

@@ -16,6 +16,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .loading import hub_online
+
 
 class ConditionerUnavailable(RuntimeError):
     """A conditioner's external weights (e.g. the T5 encoder) cannot be found; the message says what to do."""
@@ -111,15 +113,16 @@ class T5Conditioner(nn.Module):
         from transformers import AutoTokenizer, T5EncoderModel
         from transformers.utils import logging as hf_logging
 
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=offline)
-                encoder = T5EncoderModel.from_pretrained(self.source, local_files_only=offline)
+                # Local folder or hub cache first; the network only when it is actually reachable.
+                local_only = Path(self.source).is_dir() or not hub_online()
+                tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=local_only)
+                encoder = T5EncoderModel.from_pretrained(self.source, local_files_only=local_only)
         except Exception as e:  # transformers raises OSError, ValueError or hub errors depending on the cause
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise ConditionerUnavailable(

@@ -47,7 +47,7 @@ def _download_from_hub(repo_id: str) -> Path:
         raise ModelLoadError(f"huggingface_hub is needed to download {repo_id!r}: {e}") from None
     patterns = [CONFIG_NAME, WEIGHTS_NAME]
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+        return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=not hub_online()))
     except GatedRepoError:
         raise ModelLoadError(
             f"{repo_id!r} is a gated repository: accept its licence on the hub page, then log in "
@@ -62,6 +62,25 @@ def _download_from_hub(repo_id: str) -> Path:
         ) from None
     except Exception as e:  # network errors come in many types
         raise ModelLoadError(f"could not download {repo_id!r}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def hub_online(timeout: float = 3.0) -> bool:
+    """Whether the hub can be used now: not forced offline and its host resolves and answers.
+
+    Checked up front because huggingface_hub retries unreachable hosts with backoff for about a
+    minute before failing, which looks like a hang to a user without a network.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:
@@ -146,3 +165,9 @@ def write_model_dir(model_dir: Path, config: dict[str, Any], state: dict[str, to
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     atomic_write_bytes(model_dir / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
     atomic_write_bytes(model_dir / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
+
+
+def default_model_dir() -> Path | None:
+    """The model shipped inside the package, if this build has one."""
+    path = Path(__file__).resolve().parent.parent / "assets" / "default_model"
+    return path if (path / CONFIG_NAME).is_file() else None
