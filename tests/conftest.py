@@ -20,7 +20,7 @@ def randomize_(module: torch.nn.Module, seed: int = 0, std: float = 0.05) -> tor
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in module.named_parameters():
-            noise = torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype)
+            noise = torch.randn(p.shape, generator=g).to(p.dtype)
             if name.endswith(("gamma", "norm.weight", "weight_g")):
                 p.copy_(1.0 + 0.1 * noise.abs() if name.endswith("weight_g") else 1.0 + 0.1 * noise)
             elif p.dim() >= 2:  # matrices and kernels: unit-variance outputs (fan-in scaling)

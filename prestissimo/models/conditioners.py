@@ -100,7 +100,10 @@ class T5Conditioner(nn.Module):
             return int(json.loads(local.read_text())["d_model"])
         if self.name in self.HIDDEN:
             return self.HIDDEN[self.name]
-        raise ConditionerUnavailable(f"unknown T5 model {self.name!r}: not a local folder and not one of {sorted(self.HIDDEN)}")
+        raise ConditionerUnavailable(
+            f"text encoder {self.name!r} not found: it is neither a folder inside the model directory nor a "
+            f"known T5 name ({', '.join(sorted(self.HIDDEN))}); put the transformers T5 encoder + tokenizer "
+            f"folder {self.name!r} inside the model directory")
 
     @property
     def is_loaded(self) -> bool:

@@ -1,0 +1,111 @@
+"""The prestissimo command end to end: valid WAV files out, one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from prestissimo.serve.cli import main
+
+
+def run(args, capsys):
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse rejects malformed arguments this way
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_writes_a_wav_of_the_asked_length(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "dog.wav"
+    code, stdout, _ = run(["generate", "a dog barking", "-o", out, "--model", tiny_model_dir, "--seconds", 0.75,
+                           "--seed", 1, "--quiet"], capsys)
+    assert code == 0 and str(out) in stdout
+    info = sf.info(str(out))
+    assert info.samplerate == 8000 and info.channels == 2 and info.frames == 6000 and info.subtype == "PCM_16"
+    data, _ = sf.read(str(out))
+    assert np.abs(data).max() <= 1.0 and np.abs(data).max() > 0
+
+
+def test_generate_is_reproducible_with_a_seed(tiny_model_dir, tmp_path, capsys):
+    paths = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    for p in paths:
+        assert run(["generate", "rain on a roof", "-o", p, "--model", tiny_model_dir, "--seed", 5, "--steps", 2,
+                    "--quiet"], capsys)[0] == 0
+    assert np.array_equal(sf.read(str(paths[0]))[0], sf.read(str(paths[1]))[0])
+
+
+def test_batch_generation_from_a_prompts_file(tiny_model_dir, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a bell\n\n  pink noise fading out \nfast drums, 140 BPM\n")
+    out = tmp_path / "clips"
+    code, stdout, _ = run(["generate", "--prompts-file", prompts, "-o", out, "--model", tiny_model_dir,
+                           "--seconds", 0.25, "--batch-size", 2, "--steps", 2, "--seed", 0, "--quiet"], capsys)
+    assert code == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["000_a-bell.wav", "001_pink-noise-fading-out.wav", "002_fast-drums-140-bpm.wav"]
+    assert all(sf.info(str(out / f)).frames == 2000 for f in files)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["generate", "", "--model", "{model}"], "prompt is empty"),
+    (["generate", "x", "--model", "{model}", "--seconds", "0"], "seconds must be > 0"),
+    (["generate", "x", "--model", "{model}", "--seconds", "-2"], "seconds must be > 0"),
+    (["generate", "x", "--model", "{model}", "--seconds", "60"], "at most 1.02"),
+    (["generate", "x", "--model", "{model}", "--sampler", "heun"], "unknown sampler 'heun'"),
+    (["generate", "x", "--model", "{model}", "--steps", "0"], "steps must be an integer >= 1"),
+    (["generate", "x", "--model", "{model}", "--cfg-scale", "-3"], "cfg scale"),
+    (["generate", "x", "--model", "{model}", "-o", "out.mp3"], "must be a .wav"),
+    (["generate", "x", "--model", "{tmp}/missing"], "does not exist"),
+    (["generate", "x", "--model", "{model}", "--steps", "many"], "invalid int value"),
+    (["generate", "--model", "{model}"], "no prompt given"),
+    (["generate", "--prompts-file", "{tmp}/none.txt", "--model", "{model}"], "does not exist"),
+    (["info", "--model", "{tmp}/missing"], "does not exist"),
+    (["create-model", "{model}"], "not empty"),
+    (["create-model", "{tmp}/new", "--preset", "huge"], "unknown preset"),
+])
+def test_bad_input_exits_2_with_one_line(tiny_model_dir, tmp_path, capsys, args, message):
+    code, _, err = run([a.format(model=tiny_model_dir, tmp=tmp_path) for a in args], capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_info_reports_released_parameter_counts(capsys):
+    code, out, _ = run(["info", "--model", "sao-small", "--json"], capsys)
+    info = json.loads(out)
+    assert code == 0 and info["objective"] == "rf_denoiser" and info["latent"].startswith("64 x 256")
+    p = info["parameters"]
+    assert round((p["dit"] + p["conditioners"]) / 1e6) == 341 and round(p["autoencoder"] / 1e6) == 156
+    code, out, _ = run(["info", "--model", "sao-1.0", "--json"], capsys)
+    p = json.loads(out)["parameters"]
+    assert round((p["dit"] + p["conditioners"]) / 1e6) == 1057 and round(p["checkpoint_total"] / 1e9, 2) == 1.21
+
+
+def test_info_on_a_model_directory(tiny_model_dir, capsys):
+    code, out, _ = run(["info", "--model", tiny_model_dir], capsys)
+    assert code == 0 and "pingpong, 8 steps" in out and "checkpoint_total" in out
+
+
+def test_console_script_end_to_end(tmp_path):
+    exe = shutil.which("prestissimo")
+    cmd = [exe] if exe else [sys.executable, "-m", "prestissimo.serve.cli"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    model = tmp_path / "model"
+    subprocess.run(cmd + ["create-model", str(model), "--preset", "tiny-1.0"], check=True, env=env,
+                   capture_output=True, timeout=300)
+    out = tmp_path / "x.wav"
+    r = subprocess.run(cmd + ["generate", "a short bell", "-o", str(out), "--model", str(model), "--seconds", "0.5",
+                              "--steps", "4"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert sf.info(str(out)).frames == 4000
+    bad = subprocess.run(cmd + ["generate", "   ", "--model", str(model)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip() == "prestissimo: error: prompt is empty"
