@@ -87,6 +87,24 @@ class TextToAudio(nn.Module):
             c.id: build_conditioner(c.type, c.config, config.cond_dim, model_dir) for c in config.conditioners
         })
         self.model_dir = model_dir
+        self.__dict__["fast"] = None  # a runtime.FastPath once optimize() is called (not a submodule)
+
+    def optimize(self, options: "RuntimeOptions | None" = None, **kwargs: Any) -> "TextToAudio":
+        """Switch generation to the fast path (see ``prestissimo.runtime.RuntimeOptions``).
+
+        It snapshots the current weights into inference copies: call it again after changing weights.
+        ``optimize(None)`` with no arguments uses the defaults (fp32, fast decoder, cached text K/V).
+        """
+        from .runtime.fast import FastPath, RuntimeOptions
+
+        options = options or RuntimeOptions(**kwargs)
+        self.__dict__["fast"] = FastPath(self, options)
+        return self
+
+    def unoptimize(self) -> "TextToAudio":
+        """Back to the plain reference path (the modules this object owns)."""
+        self.__dict__["fast"] = None
+        return self
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -218,7 +236,12 @@ class TextToAudio(nn.Module):
 
         cond = self.encode_conditioning(req.prompts, req.seconds)
         uncond = null_conditioning(cond) if req.cfg_scale != 1.0 else None
-        denoise = cfg_denoiser(self.model, cond, uncond, req.cfg_scale)
+        if self.fast is not None:
+            cond = self.fast.prepare(cond)
+            uncond = None if uncond is None else self.fast.prepare(uncond)
+            denoise = cfg_denoiser(self.fast.denoise, cond, uncond, req.cfg_scale)
+        else:
+            denoise = cfg_denoiser(self.model, cond, uncond, req.cfg_scale)
         ts = self._schedule(req.sampler, req.steps)
         objective = self.config.objective
         if req.sampler == "pingpong":
@@ -229,6 +252,8 @@ class TextToAudio(nn.Module):
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        if self.fast is not None:
+            return self.fast.decode(latents)
         return self.pretransform.model.decode(latents.to(self.dtype))
 
     @torch.no_grad()

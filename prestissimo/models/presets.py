@@ -127,13 +127,13 @@ def _shrink(config: dict[str, Any], *, embed_dim: int, num_heads: int, cond_dim:
 def tiny_small() -> dict[str, Any]:
     """SAO Small's structure (rectified flow, qk-norm, projected context), a few MB: for tests and demos."""
     return _shrink(sao_small(), embed_dim=128, num_heads=2, cond_dim=32, sample_size=8192, sample_rate=8000,
-                   oobleck_channels=8)
+                   oobleck_channels=16)
 
 
 def tiny_1_0() -> dict[str, Any]:
     """SAO 1.0's structure (v objective, unprojected context with grouped-query cross-attention)."""
     return _shrink(sao_1_0(), embed_dim=128, num_heads=2, cond_dim=64, sample_size=8192, sample_rate=8000,
-                   oobleck_channels=8)
+                   oobleck_channels=16)
 
 
 PRESETS: dict[str, Callable[[], dict[str, Any]]] = {

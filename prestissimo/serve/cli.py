@@ -61,6 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "to describe an architecture without weights")
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    b = sub.add_parser("bench", help="speed table: per-stage latency, real-time factor, memory, GFLOP/s")
+    b.add_argument("--model", default="sao-small", help="preset name (random weights) or model directory")
+    b.add_argument("--seconds", type=_number, default=None, help="audio length (default: the model window)")
+    b.add_argument("--steps", type=int, default=8)
+    b.add_argument("--sampler", default="pingpong", help="recorded in the report; every sampler makes one call per step")
+    b.add_argument("--cfg-scale", type=_number, default=1.0, help="!= 1 doubles the batch of each denoiser call")
+    b.add_argument("--batch", type=int, default=1)
+    b.add_argument("--precision", default="fp32,int8", help="comma list of fast-path precisions: fp32,bf16,int8")
+    b.add_argument("--compile", action="store_true", help="also torch.compile the fast path")
+    b.add_argument("--compare-reference", action="store_true", help="time diffusers' implementation with the same weights")
+    b.add_argument("--runs", type=int, default=3, help="timed runs per stage (median), after one warm-up")
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    b.add_argument("--json", type=Path, default=None, help="also write the results here")
+
     c = sub.add_parser("create-model", help="write a model directory with random weights (tests, demos, benchmarks)")
     c.add_argument("out", type=Path, help="directory to create")
     c.add_argument("--preset", default="tiny", help="tiny | tiny-1.0 | sao-small | sao-1.0")
@@ -176,6 +191,88 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    from ..models.denoiser import Conditioning
+    from ..models.presets import PRESETS
+    from ..pipeline import TextToAudio
+    from ..runtime import PRECISIONS, RuntimeOptions
+    from ..runtime.bench import BenchSetup, bench_prestissimo, bench_reference, count_flops, format_table, to_json
+
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise UserError(f"unknown precision {p!r} (choose from {', '.join(PRECISIONS)})")
+    if args.steps < 1 or args.batch < 1 or args.runs < 1:
+        raise UserError("--steps, --batch and --runs must be >= 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    if args.model in PRESETS and not Path(args.model).exists() and args.model.startswith("tiny"):
+        import tempfile
+
+        from ..models.factory import create_random_model
+
+        tta = TextToAudio.from_pretrained(create_random_model(args.model, tempfile.mkdtemp(prefix="prestissimo-")),
+                                          device=args.device)
+        text_available = True
+    elif args.model in PRESETS and not Path(args.model).exists():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            tta = TextToAudio.from_preset(args.model).eval().requires_grad_(False).to(args.device)
+        text_available = False
+    else:
+        tta = _load(args.model, args.device, load_text_encoder=True)
+        text_available = True
+    cfg = tta.config
+    req = tta.request(["benchmark"], args.seconds, args.steps, args.sampler, args.cfg_scale)
+    setup = BenchSetup(seconds=req.seconds, steps=req.steps, cfg_scale=req.cfg_scale, batch=args.batch, runs=args.runs)
+    gen = torch.Generator().manual_seed(0)
+    n_tokens = sum(int(c.config.get("max_length", 128)) if c.type == "t5" else 1
+                   for c in cfg.conditioners if c.id in cfg.cross_attention_cond_ids)
+    tokens = (torch.randn(args.batch, n_tokens, cfg.dit.cond_token_dim, generator=gen) * 0.1).to(tta.device)
+    glob = (torch.randn(args.batch, cfg.dit.global_cond_dim, generator=gen) * 0.1).to(tta.device)
+    random_cond = lambda: Conditioning(context=tta.model.model.embed_context(tokens), global_cond=glob)  # noqa: E731
+
+    results = []
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    with torch.no_grad():
+        flops = count_flops(tta, setup, random_cond())
+    log("timing prestissimo, plain modules ...")
+    results.append(bench_prestissimo(tta, setup, None, "prestissimo plain fp32", text_available, random_cond, flops))
+    for p in precisions:
+        label = f"prestissimo fast {p}" + (" +compile" if args.compile else "")
+        log(f"timing {label} ...")
+        opts = RuntimeOptions(precision=p, compile=args.compile)
+        results.append(bench_prestissimo(tta, setup, opts, label, text_available, random_cond, flops))
+    if args.compare_reference:
+        log("timing reference (diffusers) ...")
+        try:
+            results.insert(0, bench_reference(tta, setup, lambda: (tokens, glob), flops, results[0].conditioning_s))
+        except ImportError:
+            raise UserError("--compare-reference needs diffusers: pip install diffusers") from None
+    base = results[0]
+    for r in results:
+        r.speedup_vs_reference = base.end_to_end_s / r.end_to_end_s
+    title = (f"{args.model}: {setup.seconds:.2f} s of {cfg.sample_rate} Hz x{cfg.audio_channels}, {setup.steps} "
+             f"{args.sampler} steps, cfg {setup.cfg_scale}, batch {setup.batch}, {args.device}, "
+             f"{torch.get_num_threads()} threads, median of {setup.runs} (speedup vs {base.mode})")
+    print(format_table(results, title))
+    for r in results:
+        for note in r.notes:
+            print(f"note ({r.mode}): {note}")
+    if args.json:
+        meta = {"model": args.model, "sampler": args.sampler, "device": args.device,
+                "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+                "threads": torch.get_num_threads()}
+        args.json.write_text(to_json(results, setup, meta))
+    return 0
+
+
 def cmd_create_model(args: argparse.Namespace) -> int:
     from ..models.factory import create_random_model
 
@@ -186,7 +283,7 @@ def cmd_create_model(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "info": cmd_info, "create-model": cmd_create_model}
+COMMANDS = {"generate": cmd_generate, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

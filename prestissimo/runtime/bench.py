@@ -1,0 +1,244 @@
+"""``prestissimo bench``: per-stage latency of the generation path, against the machine's limits.
+
+Every mode runs in the same process on the same weights, so ratios are meaningful on a shared,
+noisy machine. Stage times are medians over runs after a warm-up; the end-to-end latency is
+conditioning + steps x median denoiser call (x2 batch with CFG) + decode, each measured here.
+Achieved GFLOP/s counts FLOPs with PyTorch's FlopCounterMode and is shown beside the measured peak
+of a large matmul in the same precision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..models.denoiser import Conditioning, x0_from_velocity
+from ..sampling import cfg_denoiser, null_conditioning
+from .fast import RuntimeOptions
+from .hardware import matmul_peak_gflops
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    conditioning_s: float | None
+    step_s: float
+    decode_s: float
+    end_to_end_s: float
+    realtime_factor: float
+    peak_rss_mb: float
+    dit_gflops: float
+    decode_gflops: float
+    peak_gflops: float
+    speedup_vs_reference: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class PeakRSS:
+    """Peak resident memory of this process during a block (polls /proc; Linux)."""
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak, self._stop = self._rss(), threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss() -> float:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except OSError:
+            return float("nan")
+
+
+def _median_time(fn: Callable[[], object], runs: int, device: torch.device) -> float:
+    times = []
+    for _ in range(runs):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _flops(fn: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+@dataclass
+class BenchSetup:
+    seconds: float
+    steps: int
+    cfg_scale: float
+    batch: int
+    runs: int
+    warmup: int = 1
+
+
+def count_flops(tta, setup: BenchSetup, cond: Conditioning) -> tuple[int, int]:
+    """FLOPs of one denoiser call (CFG included) and one decode, counted on the plain fp32 modules.
+
+    Quantized kernels are invisible to FlopCounterMode, and every mode computes the same math, so
+    one count serves all modes.
+    """
+    cfg = tta.config
+    x = torch.zeros(setup.batch, cfg.dit.io_channels, cfg.latent_length, device=tta.device)
+    t = torch.full((setup.batch,), 0.7, device=tta.device)
+    uncond = null_conditioning(cond) if setup.cfg_scale != 1.0 else None
+    denoise = cfg_denoiser(tta.model, cond, uncond, setup.cfg_scale)
+    with torch.no_grad():
+        dit = _flops(lambda: denoise(x, t))
+        dec = _flops(lambda: tta.pretransform.model.decode(torch.zeros_like(x[:1]))) * setup.batch
+    return dit, dec
+
+
+def bench_prestissimo(tta, setup: BenchSetup, options: RuntimeOptions | None, label: str,
+                      text_available: bool, cond_tokens: Callable[[], Conditioning],
+                      flops: tuple[int, int]) -> ModeResult:
+    """Time one prestissimo mode: ``options=None`` is the plain (unoptimised) module path."""
+    device = tta.device
+    tta.unoptimize() if options is None else tta.optimize(options)
+    fast = tta.fast
+    prompts = ["benchmark prompt"] * setup.batch
+    cfg = tta.config
+    x = torch.randn(setup.batch, cfg.dit.io_channels, cfg.latent_length, generator=torch.Generator().manual_seed(0))
+    x = x.to(device)
+    t = torch.full((setup.batch,), 0.7, device=device)
+    notes = []
+    with torch.no_grad(), PeakRSS() as rss:
+        cond_s = None
+        if text_available:
+            for _ in range(setup.warmup):
+                tta.encode_conditioning(prompts, setup.seconds)
+            cond_s = _median_time(lambda: tta.encode_conditioning(prompts, setup.seconds), setup.runs, device)
+            raw = tta.encode_conditioning(prompts, setup.seconds)
+        else:
+            raw = cond_tokens()
+            notes.append("text encoder not available: conditioning stage not timed")
+        uncond = null_conditioning(raw) if setup.cfg_scale != 1.0 else None
+        prep_s = 0.0
+        if fast is not None:
+            prep_s = _median_time(lambda: fast.prepare(raw), setup.runs, device)  # K/V cache, once per clip
+            cond, uncond = fast.prepare(raw), None if uncond is None else fast.prepare(uncond)
+            denoise = cfg_denoiser(fast.denoise, cond, uncond, setup.cfg_scale)
+        else:
+            denoise = cfg_denoiser(tta.model, raw, uncond, setup.cfg_scale)
+        for _ in range(setup.warmup):
+            denoise(x, t)
+        step_s = _median_time(lambda: denoise(x, t), setup.runs, device)
+        latents = torch.randn_like(x) * 0.5
+        for _ in range(setup.warmup):
+            tta.decode(latents)
+        decode_s = _median_time(lambda: tta.decode(latents), setup.runs, device)
+    dit_flops, dec_flops = flops
+    precision = "fp32" if options is None else options.precision
+    e2e = (cond_s or 0.0) + prep_s + setup.steps * step_s + decode_s
+    audio_s = setup.seconds * setup.batch
+    return ModeResult(
+        mode=label, conditioning_s=cond_s, step_s=step_s, decode_s=decode_s, end_to_end_s=e2e,
+        realtime_factor=audio_s / e2e, peak_rss_mb=rss.peak,
+        dit_gflops=dit_flops / step_s / 1e9, decode_gflops=dec_flops / decode_s / 1e9,
+        peak_gflops=_peak(precision, device), notes=notes,
+    )
+
+
+_PEAKS: dict[tuple[str, str], float] = {}
+
+
+def _peak(precision: str, device: torch.device) -> float:
+    key = (precision, device.type)
+    if key not in _PEAKS:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}[precision]
+        n = 2048 if device.type == "cuda" or precision != "bf16" else 512
+        _PEAKS[key] = matmul_peak_gflops(dtype, device, n=n, budget_s=1.0)
+    return _PEAKS[key]
+
+
+def bench_reference(tta, setup: BenchSetup, cond_tokens: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                    flops: tuple[int, int], conditioning_s: float | None) -> ModeResult:
+    """diffusers' DiT + Oobleck VAE with the same weights, same steps, CFG batched the same way.
+
+    The text encoder is the same transformers T5 in both implementations, so its time (measured on our
+    side, ``conditioning_s``) is added to the reference's end-to-end latency rather than timed twice.
+    """
+    from .reference import diffusers_dit, diffusers_vae, diffusers_velocity
+
+    device, cfg = tta.device, tta.config
+    ref_dit = diffusers_dit(tta.model.model).to(device).eval()
+    ref_vae = diffusers_vae(tta.pretransform.model).to(device).eval()
+    tokens, glob = cond_tokens()
+    x = torch.randn(setup.batch, cfg.dit.io_channels, cfg.latent_length, generator=torch.Generator().manual_seed(0))
+    x = x.to(device)
+    t = torch.full((setup.batch,), 0.7, device=device)
+
+    def step() -> torch.Tensor:
+        if setup.cfg_scale == 1.0:
+            return x0_from_velocity(x, t, diffusers_velocity(ref_dit, x, t, tokens, glob), cfg.objective)
+        v = diffusers_velocity(ref_dit, torch.cat([x, x]), torch.cat([t, t]),
+                               torch.cat([tokens, torch.zeros_like(tokens)]), torch.cat([glob, glob]))
+        c, u = v.chunk(2)
+        return x0_from_velocity(x, t, u + setup.cfg_scale * (c - u), cfg.objective)
+
+    latents = torch.randn_like(x) * 0.5
+    decode = lambda: ref_vae.decode(latents).sample  # noqa: E731
+    with torch.no_grad(), PeakRSS() as rss:
+        for _ in range(setup.warmup):
+            step()
+        step_s = _median_time(step, setup.runs, device)
+        for _ in range(setup.warmup):
+            decode()
+        decode_s = _median_time(decode, setup.runs, device)
+    dit_flops, dec_flops = flops
+    e2e = (conditioning_s or 0.0) + setup.steps * step_s + decode_s
+    return ModeResult(
+        mode="reference (diffusers)", conditioning_s=conditioning_s, step_s=step_s, decode_s=decode_s, end_to_end_s=e2e,
+        realtime_factor=setup.seconds * setup.batch / e2e, peak_rss_mb=rss.peak,
+        dit_gflops=dit_flops / step_s / 1e9, decode_gflops=dec_flops / decode_s / 1e9,
+        peak_gflops=_peak("fp32", device),
+        notes=["conditioning time is prestissimo's (the same T5 runs in both)"] if conditioning_s else [],
+    )
+
+
+def format_table(results: list[ModeResult], title: str) -> str:
+    head = ("mode", "cond s", "step s", "decode s", "end-to-end s", "x realtime", "peak RSS MB",
+            "DiT GFLOP/s", "decode GFLOP/s", "matmul peak", "speedup")
+    rows = [head]
+    for r in results:
+        rows.append((
+            r.mode, "-" if r.conditioning_s is None else f"{r.conditioning_s:.3f}", f"{r.step_s:.3f}",
+            f"{r.decode_s:.2f}", f"{r.end_to_end_s:.2f}", f"{r.realtime_factor:.2f}", f"{r.peak_rss_mb:.0f}",
+            f"{r.dit_gflops:.0f}", f"{r.decode_gflops:.0f}", f"{r.peak_gflops:.0f}",
+            "-" if r.speedup_vs_reference is None else f"{r.speedup_vs_reference:.2f}x",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+    out = [title, "", line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(row) for row in rows[1:]]
+    return "\n".join(out)
+
+
+def to_json(results: list[ModeResult], setup: BenchSetup, meta: dict) -> str:
+    return json.dumps({"setup": asdict(setup), **meta, "results": [asdict(r) for r in results]}, indent=2)
