@@ -38,6 +38,8 @@ class ModeResult:
     dit_gflops: float
     decode_gflops: float
     peak_gflops: float
+    denoise_rel_err: float | None = None
+    decode_rel_err: float | None = None
     speedup_vs_reference: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -98,6 +100,34 @@ class BenchSetup:
     warmup: int = 1
 
 
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-12))
+
+
+@dataclass
+class Probe:
+    """Fixed inputs and the plain fp32 outputs every mode is checked against."""
+
+    x: torch.Tensor
+    t: torch.Tensor
+    latents: torch.Tensor
+    x0: torch.Tensor
+    audio: torch.Tensor
+
+
+def make_probe(tta, setup: "BenchSetup", cond: Conditioning) -> Probe:
+    cfg = tta.config
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(setup.batch, cfg.dit.io_channels, cfg.latent_length, generator=g).to(tta.device)
+    t = torch.full((setup.batch,), 0.7, device=tta.device)
+    latents = (torch.randn(x.shape, generator=g) * 0.5).to(tta.device)
+    uncond = null_conditioning(cond) if setup.cfg_scale != 1.0 else None
+    with torch.no_grad():
+        x0 = cfg_denoiser(tta.model, cond, uncond, setup.cfg_scale)(x, t)
+        audio = tta.pretransform.model.decode(latents)
+    return Probe(x, t, latents, x0, audio)
+
+
 def count_flops(tta, setup: BenchSetup, cond: Conditioning) -> tuple[int, int]:
     """FLOPs of one denoiser call (CFG included) and one decode, counted on the plain fp32 modules.
 
@@ -117,16 +147,16 @@ def count_flops(tta, setup: BenchSetup, cond: Conditioning) -> tuple[int, int]:
 
 def bench_prestissimo(tta, setup: BenchSetup, options: RuntimeOptions | None, label: str,
                       text_available: bool, cond_tokens: Callable[[], Conditioning],
-                      flops: tuple[int, int]) -> ModeResult:
-    """Time one prestissimo mode: ``options=None`` is the plain (unoptimised) module path."""
+                      flops: tuple[int, int], probe: Probe) -> ModeResult:
+    """Time one prestissimo mode: ``options=None`` is the plain (unoptimised) module path.
+
+    Accuracy: the mode's denoiser output and decode on the probe inputs against plain fp32.
+    """
     device = tta.device
     tta.unoptimize() if options is None else tta.optimize(options)
     fast = tta.fast
     prompts = ["benchmark prompt"] * setup.batch
-    cfg = tta.config
-    x = torch.randn(setup.batch, cfg.dit.io_channels, cfg.latent_length, generator=torch.Generator().manual_seed(0))
-    x = x.to(device)
-    t = torch.full((setup.batch,), 0.7, device=device)
+    x, t = probe.x, probe.t
     notes = []
     with torch.no_grad(), PeakRSS() as rss:
         cond_s = None
@@ -146,11 +176,21 @@ def bench_prestissimo(tta, setup: BenchSetup, options: RuntimeOptions | None, la
             denoise = cfg_denoiser(fast.denoise, cond, uncond, setup.cfg_scale)
         else:
             denoise = cfg_denoiser(tta.model, raw, uncond, setup.cfg_scale)
-        for _ in range(setup.warmup):
+        # the probe's conditioning is the random one; accuracy uses it for every mode
+        probe_cond = cond_tokens()
+        probe_uncond = null_conditioning(probe_cond) if setup.cfg_scale != 1.0 else None
+        if fast is not None:
+            probe_denoise = cfg_denoiser(fast.denoise, fast.prepare(probe_cond),
+                                         None if probe_uncond is None else fast.prepare(probe_uncond), setup.cfg_scale)
+        else:
+            probe_denoise = cfg_denoiser(tta.model, probe_cond, probe_uncond, setup.cfg_scale)
+        denoise_err = rel_err(probe_denoise(x, t), probe.x0)
+        for _ in range(setup.warmup - 1):
             denoise(x, t)
         step_s = _median_time(lambda: denoise(x, t), setup.runs, device)
-        latents = torch.randn_like(x) * 0.5
-        for _ in range(setup.warmup):
+        latents = probe.latents
+        decode_err = rel_err(tta.decode(latents), probe.audio)
+        for _ in range(setup.warmup - 1):
             tta.decode(latents)
         decode_s = _median_time(lambda: tta.decode(latents), setup.runs, device)
     dit_flops, dec_flops = flops
@@ -161,7 +201,7 @@ def bench_prestissimo(tta, setup: BenchSetup, options: RuntimeOptions | None, la
         mode=label, conditioning_s=cond_s, step_s=step_s, decode_s=decode_s, end_to_end_s=e2e,
         realtime_factor=audio_s / e2e, peak_rss_mb=rss.peak,
         dit_gflops=dit_flops / step_s / 1e9, decode_gflops=dec_flops / decode_s / 1e9,
-        peak_gflops=_peak(precision, device), notes=notes,
+        peak_gflops=_peak(precision, device), denoise_rel_err=denoise_err, decode_rel_err=decode_err, notes=notes,
     )
 
 
@@ -178,7 +218,7 @@ def _peak(precision: str, device: torch.device) -> float:
 
 
 def bench_reference(tta, setup: BenchSetup, cond_tokens: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                    flops: tuple[int, int], conditioning_s: float | None) -> ModeResult:
+                    flops: tuple[int, int], conditioning_s: float | None, probe: Probe) -> ModeResult:
     """diffusers' DiT + Oobleck VAE with the same weights, same steps, CFG batched the same way.
 
     The text encoder is the same transformers T5 in both implementations, so its time (measured on our
@@ -190,9 +230,7 @@ def bench_reference(tta, setup: BenchSetup, cond_tokens: Callable[[], tuple[torc
     ref_dit = diffusers_dit(tta.model.model).to(device).eval()
     ref_vae = diffusers_vae(tta.pretransform.model).to(device).eval()
     tokens, glob = cond_tokens()
-    x = torch.randn(setup.batch, cfg.dit.io_channels, cfg.latent_length, generator=torch.Generator().manual_seed(0))
-    x = x.to(device)
-    t = torch.full((setup.batch,), 0.7, device=device)
+    x, t = probe.x, probe.t
 
     def step() -> torch.Tensor:
         if setup.cfg_scale == 1.0:
@@ -202,14 +240,12 @@ def bench_reference(tta, setup: BenchSetup, cond_tokens: Callable[[], tuple[torc
         c, u = v.chunk(2)
         return x0_from_velocity(x, t, u + setup.cfg_scale * (c - u), cfg.objective)
 
-    latents = torch.randn_like(x) * 0.5
+    latents = probe.latents
     decode = lambda: ref_vae.decode(latents).sample  # noqa: E731
     with torch.no_grad(), PeakRSS() as rss:
-        for _ in range(setup.warmup):
-            step()
+        denoise_err = rel_err(step(), probe.x0)  # doubles as the warm-up
         step_s = _median_time(step, setup.runs, device)
-        for _ in range(setup.warmup):
-            decode()
+        decode_err = rel_err(decode(), probe.audio)
         decode_s = _median_time(decode, setup.runs, device)
     dit_flops, dec_flops = flops
     e2e = (conditioning_s or 0.0) + setup.steps * step_s + decode_s
@@ -217,20 +253,21 @@ def bench_reference(tta, setup: BenchSetup, cond_tokens: Callable[[], tuple[torc
         mode="reference (diffusers)", conditioning_s=conditioning_s, step_s=step_s, decode_s=decode_s, end_to_end_s=e2e,
         realtime_factor=setup.seconds * setup.batch / e2e, peak_rss_mb=rss.peak,
         dit_gflops=dit_flops / step_s / 1e9, decode_gflops=dec_flops / decode_s / 1e9,
-        peak_gflops=_peak("fp32", device),
+        peak_gflops=_peak("fp32", device), denoise_rel_err=denoise_err, decode_rel_err=decode_err,
         notes=["conditioning time is prestissimo's (the same T5 runs in both)"] if conditioning_s else [],
     )
 
 
 def format_table(results: list[ModeResult], title: str) -> str:
     head = ("mode", "cond s", "step s", "decode s", "end-to-end s", "x realtime", "peak RSS MB",
-            "DiT GFLOP/s", "decode GFLOP/s", "matmul peak", "speedup")
+            "DiT GFLOP/s", "decode GFLOP/s", "matmul peak", "DiT err", "decode err", "speedup")
     rows = [head]
     for r in results:
         rows.append((
             r.mode, "-" if r.conditioning_s is None else f"{r.conditioning_s:.3f}", f"{r.step_s:.3f}",
             f"{r.decode_s:.2f}", f"{r.end_to_end_s:.2f}", f"{r.realtime_factor:.2f}", f"{r.peak_rss_mb:.0f}",
             f"{r.dit_gflops:.0f}", f"{r.decode_gflops:.0f}", f"{r.peak_gflops:.0f}",
+            _err(r.denoise_rel_err), _err(r.decode_rel_err),
             "-" if r.speedup_vs_reference is None else f"{r.speedup_vs_reference:.2f}x",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
@@ -238,6 +275,10 @@ def format_table(results: list[ModeResult], title: str) -> str:
     out = [title, "", line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(row) for row in rows[1:]]
     return "\n".join(out)
+
+
+def _err(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1e}"
 
 
 def to_json(results: list[ModeResult], setup: BenchSetup, meta: dict) -> str:

@@ -200,7 +200,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ..models.presets import PRESETS
     from ..pipeline import TextToAudio
     from ..runtime import PRECISIONS, RuntimeOptions
-    from ..runtime.bench import BenchSetup, bench_prestissimo, bench_reference, count_flops, format_table, to_json
+    from ..runtime.bench import (BenchSetup, bench_prestissimo, bench_reference, count_flops, format_table, make_probe,
+                                 to_json)
 
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     for p in precisions:
@@ -242,17 +243,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     with torch.no_grad():
         flops = count_flops(tta, setup, random_cond())
+        probe = make_probe(tta, setup, random_cond())
     log("timing prestissimo, plain modules ...")
-    results.append(bench_prestissimo(tta, setup, None, "prestissimo plain fp32", text_available, random_cond, flops))
+    results.append(bench_prestissimo(tta, setup, None, "prestissimo plain fp32", text_available, random_cond, flops,
+                                     probe))
     for p in precisions:
         label = f"prestissimo fast {p}" + (" +compile" if args.compile else "")
         log(f"timing {label} ...")
         opts = RuntimeOptions(precision=p, compile=args.compile)
-        results.append(bench_prestissimo(tta, setup, opts, label, text_available, random_cond, flops))
+        results.append(bench_prestissimo(tta, setup, opts, label, text_available, random_cond, flops, probe))
     if args.compare_reference:
         log("timing reference (diffusers) ...")
         try:
-            results.insert(0, bench_reference(tta, setup, lambda: (tokens, glob), flops, results[0].conditioning_s))
+            results.insert(0, bench_reference(tta, setup, lambda: (tokens, glob), flops, results[0].conditioning_s,
+                                              probe))
         except ImportError:
             raise UserError("--compare-reference needs diffusers: pip install diffusers") from None
     base = results[0]
