@@ -9,13 +9,12 @@ and ``conditioner.conditioners.*`` (number embedders; the frozen T5 is not store
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -31,6 +30,9 @@ from .models.loading import (check_state_dict, normalize_keys, read_config, read
 from .sampling import SAMPLERS, cfg_denoiser, null_conditioning
 from .sampling.samplers import sample_dpmpp_2m, sample_euler, sample_pingpong
 from .sampling.schedules import linear_schedule, logsnr_schedule
+
+if TYPE_CHECKING:
+    from .runtime.fast import RuntimeOptions
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,6 @@ import torch
 from conftest import randomize_
 from prestissimo import TextToAudio
 from prestissimo.models import AutoencoderConfig, OobleckAutoencoder
-from prestissimo.models.denoiser import Conditioning
-from prestissimo.runtime import RuntimeOptions
 from prestissimo.runtime.decoder import FastDecoder, decode_chunked, receptive_margin
 from prestissimo.serve.cli import main
 
@@ -51,10 +49,8 @@ def test_fast_path_matches_fp32(randomized, precision):
         x0 = fast.denoise(x, t, fast.prepare(cond))
         audio = fast.decode(z)
     tta.unoptimize()
-    # int8 keeps the decoder in fp32, so its decode is held to the fp32 bound
-    decode_bound = THRESHOLDS["fp32" if precision == "int8" else precision]
     assert rel(x0, ref_x0) < THRESHOLDS[precision]
-    assert rel(audio, ref_audio) < decode_bound
+    assert rel(audio, ref_audio) < THRESHOLDS["fp32"]  # the decoder stays fp32 in every mode
 
 
 def test_fast_decoder_alone_and_chunked_decode_are_exact():
@@ -90,14 +86,22 @@ def test_cached_kv_and_no_cfg_batch(randomized):
         tta.unoptimize()
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_optimized_generation_follows_the_plain_path(randomized, precision):
+def test_optimized_generation_follows_the_plain_path(randomized):
     tta = randomized
     plain = tta.generate(["wind", "a bell"], seconds=0.5, steps=4, seed=3)
-    fast = tta.optimize(precision=precision, decode_chunk_frames=200).generate(["wind", "a bell"], seconds=0.5,
-                                                                               steps=4, seed=3)
+    fast = tta.optimize(decode_chunk_frames=200).generate(["wind", "a bell"], seconds=0.5, steps=4, seed=3)
     tta.unoptimize()
-    assert rel(fast, plain) < (1e-4 if precision == "fp32" else 1e-1)
+    assert rel(fast, plain) < 1e-4
+
+
+def test_int8_generation_stays_close_in_latent_space(randomized):
+    # One step from pure noise (t = 1, where x0 = noise - v is all network): the DiT's int8 error alone;
+    # the fp32 decoder is checked separately, and a random decoder amplifies any latent difference.
+    tta = randomized
+    plain = tta.generate_latents(["wind", "a bell"], seconds=0.5, steps=1, seed=3)
+    fast = tta.optimize(precision="int8").generate_latents(["wind", "a bell"], seconds=0.5, steps=1, seed=3)
+    tta.unoptimize()
+    assert rel(fast, plain) < 1e-1
 
 
 def test_bad_runtime_options_are_rejected(randomized):

@@ -4,14 +4,18 @@ Why the reference decode is slow on CPU (measured, see docs/runtime.md): it reco
 norm per call, runs Snake as five separate elementwise passes over tensors of up to 128 channels x
 524k samples, and uses the plain conv1d path, which oneDNN runs ~25% slower than the same
 convolution expressed as a channels-last conv2d. This copy folds weight norm into plain kernels once,
-keeps activations in a channels-last [B, C, 1, T] layout from end to end, and evaluates Snake as
-``addcmul(x, 1/beta, sin(alpha x)^2)`` with alpha and 1/beta precomputed. It is built from a trained
-decoder and holds no trainable state: rebuild it after changing the weights.
+keeps activations in a channels-last [B, C, 1, T] layout from end to end, runs each upsampling
+transposed conv as an ordinary conv (polyphase form), and evaluates Snake as
+``addcmul(x, 1/beta, sin(alpha x)^2)`` with alpha and 1/beta precomputed, optionally fused into one
+pass by torch.compile. It is built from a trained decoder and holds no trainable state: rebuild it
+after changing the weights.
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
+from typing import Callable
 
 import torch
 from torch import nn
@@ -20,14 +24,38 @@ from torch.nn import functional as F
 from ..models.autoencoder import OobleckDecoder, ResidualUnit, SnakeBeta, WNConv1d, WNConvTranspose1d
 
 
+def snake(x: torch.Tensor, alpha: torch.Tensor, inv_beta: torch.Tensor) -> torch.Tensor:
+    """x + sin(alpha x)^2 / beta with alpha and 1 / beta precomputed."""
+    return torch.addcmul(x, inv_beta, torch.sin(x * alpha).square())
+
+
+def compiled_snake() -> Callable:
+    """Snake fused into one pass by torch.compile (dynamic shapes: one compilation serves every layer).
+
+    In eager mode Snake is four memory passes over tensors of up to 128 x 524k samples, ~40% of the
+    decode on CPU; fused it runs ~4x faster. Falls back to eager when no compiler works here.
+    """
+    try:
+        fn = torch.compile(snake, dynamic=True)
+        probe = torch.randn(1, 4, 1, 16).contiguous(memory_format=torch.channels_last)
+        ones = torch.ones(1, 4, 1, 1)
+        if not torch.allclose(fn(probe, ones, ones), snake(probe, ones, ones), atol=1e-5):
+            raise RuntimeError("compiled Snake disagrees with eager")
+        return fn
+    except Exception as e:  # inductor raises many error types; eager is always correct
+        warnings.warn(f"could not compile Snake ({type(e).__name__}: {e}); using the eager version", stacklevel=2)
+        return snake
+
+
 class FastSnake(nn.Module):
-    def __init__(self, snake: SnakeBeta):
+    def __init__(self, module: SnakeBeta, fn: Callable = snake):
         super().__init__()
-        self.register_buffer("alpha", snake.alpha.detach().exp().view(1, -1, 1, 1).clone())
-        self.register_buffer("inv_beta", (1.0 / (snake.beta.detach().exp() + 1e-9)).view(1, -1, 1, 1).clone())
+        self.register_buffer("alpha", module.alpha.detach().exp().view(1, -1, 1, 1).clone())
+        self.register_buffer("inv_beta", (1.0 / (module.beta.detach().exp() + 1e-9)).view(1, -1, 1, 1).clone())
+        self.fn = fn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(x, self.inv_beta, torch.sin(x * self.alpha).square())
+        return self.fn(x, self.alpha, self.inv_beta)
 
 
 class FastConv(nn.Module):
@@ -84,30 +112,30 @@ class FastResidual(nn.Module):
         return x + self.body(x)
 
 
-def _convert(module: nn.Module) -> nn.Module:
+def _convert(module: nn.Module, snake_fn: Callable) -> nn.Module:
     if isinstance(module, SnakeBeta):
-        return FastSnake(module)
+        return FastSnake(module, snake_fn)
     if isinstance(module, WNConv1d):
         return FastConv(module)
     if isinstance(module, WNConvTranspose1d):
         return PolyphaseUpsample(module)
     if isinstance(module, ResidualUnit):
-        return FastResidual(_convert(module.layers))
+        return FastResidual(_convert(module.layers, snake_fn))
     if isinstance(module, nn.Sequential):
-        return nn.Sequential(*(_convert(m) for m in module))
+        return nn.Sequential(*(_convert(m, snake_fn) for m in module))
     if isinstance(module, (nn.Identity, nn.Tanh, nn.ELU)):
         return module
     if hasattr(module, "layers"):  # Encoder/Decoder blocks
-        return _convert(module.layers)
+        return _convert(module.layers, snake_fn)
     raise TypeError(f"no fast equivalent for {type(module).__name__}")
 
 
 class FastDecoder(nn.Module):
     """Same function as the OobleckDecoder it was built from, [B, latent, L] -> [B, channels, L * ratio]."""
 
-    def __init__(self, decoder: OobleckDecoder, dtype: torch.dtype | None = None):
+    def __init__(self, decoder: OobleckDecoder, dtype: torch.dtype | None = None, fuse_snake: bool = False):
         super().__init__()
-        self.net = _convert(decoder.layers)
+        self.net = _convert(decoder.layers, compiled_snake() if fuse_snake else snake)
         if dtype is not None:
             self.to(dtype)
 

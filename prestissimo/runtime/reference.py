@@ -8,11 +8,15 @@ ours, written from the two module trees.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..models.autoencoder import OobleckAutoencoder
 from ..models.dit import DiffusionTransformer
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderOobleck, StableAudioDiTModel
 
 
 def dit_to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -57,7 +61,7 @@ def dit_to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def diffusers_dit(dit: DiffusionTransformer) -> "StableAudioDiTModel":  # noqa: F821
+def diffusers_dit(dit: DiffusionTransformer) -> "StableAudioDiTModel":
     """diffusers' StableAudioDiTModel holding the same weights as our DiT."""
     from diffusers import StableAudioDiTModel
 
@@ -111,7 +115,7 @@ def vae_to_diffusers(state: dict[str, torch.Tensor], n_blocks: int) -> dict[str,
     return out
 
 
-def diffusers_vae(ae: OobleckAutoencoder) -> "AutoencoderOobleck":  # noqa: F821
+def diffusers_vae(ae: OobleckAutoencoder) -> "AutoencoderOobleck":
     """diffusers' AutoencoderOobleck holding the same weights as our autoencoder."""
     from diffusers import AutoencoderOobleck
 
