@@ -66,6 +66,8 @@ def test_batch_generation_from_a_prompts_file(tiny_model_dir, tmp_path, capsys):
     (["generate", "x", "--model", "{model}", "-o", "out.mp3"], "must be a .wav"),
     (["generate", "x", "--model", "{tmp}/missing"], "does not exist"),
     (["generate", "x", "--model", "{model}", "--steps", "many"], "invalid int value"),
+    (["generate", "x", "--model", "{model}", "--precision", "fp8"], "precision must be one of"),
+    (["generate", "x", "--model", "{model}", "--decode-chunk", "0"], "decode chunk"),
     (["generate", "--model", "{model}"], "no prompt given"),
     (["generate", "--prompts-file", "{tmp}/none.txt", "--model", "{model}"], "does not exist"),
     (["info", "--model", "{tmp}/missing"], "does not exist"),

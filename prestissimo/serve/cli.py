@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     g.add_argument("--batch-size", type=int, default=4, help="prompts per forward pass with --prompts-file")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    g.add_argument("--precision", default="fp32", help="fp32 | int8 (CPU, DiT only) | bf16 (GPU / AVX-512 BF16 CPUs)")
+    g.add_argument("--compile", action="store_true", help="fuse the decoder's activations with torch.compile")
+    g.add_argument("--decode-chunk", type=int, default=None,
+                   help="decode this many latent frames at a time (bounded memory for long clips)")
+    g.add_argument("--reference-path", action="store_true", help="run the plain modules instead of the fast path")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
     i = sub.add_parser("info", help="describe a model: architecture, parameter counts, sampling defaults")
@@ -124,9 +129,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not batch_mode and out.suffix.lower() != ".wav":
         raise UserError(f"output must be a .wav file, got {out}")
 
+    from ..runtime import RuntimeOptions
+
+    options = RuntimeOptions(precision=args.precision, compile=args.compile, decode_chunk_frames=args.decode_chunk)
+    options.validate()
     tta = _load(args.model, args.device)
     # Validate every argument before the first (slow) forward pass.
     req = tta.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed)
+    if not args.reference_path:
+        tta.optimize(options)
     steps, sampler = req.steps, req.sampler
     batches = [prompts[k:k + args.batch_size] for k in range(0, len(prompts), args.batch_size)]
     bar = tqdm(total=steps * len(batches), desc="sampling", unit="step", disable=args.quiet, file=sys.stderr)
