@@ -118,6 +118,8 @@ class TextToAudio(nn.Module):
         fp32 unless asked otherwise. ``load_text_encoder=False`` skips the (external) text encoder, for
         inspecting or converting a checkpoint without it.
         """
+        if dtype == torch.float16 and torch.device(device).type == "cpu":
+            raise ValueError("float16 on CPU is extremely slow; use float32 or bfloat16")
         model_dir = resolve_model_dir(path_or_repo_id)
         config = ModelConfig.from_dict(read_config(model_dir))
         state = normalize_keys(read_state_dict(model_dir))
@@ -129,8 +131,6 @@ class TextToAudio(nn.Module):
             for cond in model.conditioner.conditioners.values():
                 if isinstance(cond, T5Conditioner):
                     cond.load()
-        if dtype is not None and torch.device(device).type == "cpu" and dtype == torch.float16:
-            raise ValueError("float16 on CPU is extremely slow; use float32 or bfloat16")
         return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
 
     @classmethod
