@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import randomize_
+from prestissimo.models.factory import randomize_
 from prestissimo import TextToAudio
 from prestissimo.models import AutoencoderConfig, DiffusionTransformer, ModelConfig, OobleckAutoencoder
 from prestissimo.models.conditioners import NumberConditioner

@@ -11,7 +11,7 @@ import copy
 import pytest
 import torch
 
-from conftest import randomize_
+from prestissimo.models.factory import randomize_
 from prestissimo.models import AutoencoderConfig, DiffusionTransformer, DiTConfig, ModelConfig, OobleckAutoencoder
 from prestissimo.models.presets import sao_1_0, sao_small
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import randomize_
+from prestissimo.models.factory import randomize_
 from prestissimo import TextToAudio
 from prestissimo.models import AutoencoderConfig, OobleckAutoencoder
 from prestissimo.runtime.decoder import FastDecoder, decode_chunked, receptive_margin
