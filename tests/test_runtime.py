@@ -74,8 +74,8 @@ def test_cached_kv_and_no_cfg_batch(randomized):
     calls = []
     tta.optimize()
     fast = tta.fast
-    original = fast._denoise_fn
-    fast._denoise_fn = lambda x, t, c: (calls.append((x.shape[0], c.context_kv is not None)), original(x, t, c))[1]
+    original = fast.denoise
+    fast.denoise = lambda x, t, c: (calls.append((x.shape[0], c.context_kv is not None)), original(x, t, c))[1]
     try:
         tta.generate("rain", seconds=0.5, steps=3, seed=0, cfg_scale=1.0)
         assert calls == [(1, True)] * 3  # one batch-1 call per step, K/V precomputed

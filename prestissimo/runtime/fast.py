@@ -6,9 +6,10 @@ weights; the model's own parameters, state dict and training behaviour are untou
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -76,8 +77,6 @@ class FastPath:
                 raise ValueError("int8 dynamic quantization runs on CPU only; use bf16 on GPUs")
             dit = quantize_linear_int8(dit)
         elif compute != tta.dtype:
-            import copy
-
             dit = copy.deepcopy(dit).to(compute)
         self.denoiser = Denoiser(dit, tta.config.objective).eval()
         ae_decoder = tta.pretransform.model.decoder
@@ -89,8 +88,6 @@ class FastPath:
         else:
             decoder = ae_decoder
         self.decoder = decoder.eval()
-        self._decode_fn: Callable = self.decoder
-        self._denoise_fn: Callable = self.denoiser
         self._margin: int | None = None
 
     def prepare(self, cond: Conditioning) -> Conditioning:
@@ -104,14 +101,14 @@ class FastPath:
 
     def denoise(self, x: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         with torch.no_grad():
-            return self._denoise_fn(x.to(self.dtype), t.to(self.dtype), cond).to(x.dtype)
+            return self.denoiser(x.to(self.dtype), t.to(self.dtype), cond).to(x.dtype)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         z = (latents * self.scale).to(self.decode_dtype)
         with torch.no_grad():
             chunk = self.options.decode_chunk_frames
             if chunk is None or chunk >= z.shape[-1]:
-                return self._decode_fn(z).float()
+                return self.decoder(z).float()
             if self._margin is None:
                 self._margin = receptive_margin(self.decoder, self.latent_dim)
-            return decode_chunked(self._decode_fn, z, chunk, self._margin).float()
+            return decode_chunked(self.decoder, z, chunk, self._margin).float()
