@@ -217,6 +217,16 @@ class TextToAudio(nn.Module):
         req.validate(self.config.max_seconds)
         return req
 
+    def guided_denoiser(self, cond: Conditioning, cfg_scale: float,
+                        plain: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """denoise(x, t) -> x0 for one clip's conditioning, with CFG, on the fast path when one is active
+        (``plain=True``: always this object's own modules, the fp32 reference)."""
+        uncond = null_conditioning(cond) if cfg_scale != 1.0 else None
+        if self.fast is None or plain:
+            return cfg_denoiser(self.model, cond, uncond, cfg_scale)
+        return cfg_denoiser(self.fast.denoise, self.fast.prepare(cond),
+                            None if uncond is None else self.fast.prepare(uncond), cfg_scale)
+
     def _schedule(self, sampler: str, steps: int) -> torch.Tensor:
         if sampler == "euler":
             return linear_schedule(steps)
@@ -236,14 +246,7 @@ class TextToAudio(nn.Module):
         shape = (len(req.prompts), self.config.dit.io_channels, self.config.latent_length)
         noise = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
 
-        cond = self.encode_conditioning(req.prompts, req.seconds)
-        uncond = null_conditioning(cond) if req.cfg_scale != 1.0 else None
-        if self.fast is not None:
-            cond = self.fast.prepare(cond)
-            uncond = None if uncond is None else self.fast.prepare(uncond)
-            denoise = cfg_denoiser(self.fast.denoise, cond, uncond, req.cfg_scale)
-        else:
-            denoise = cfg_denoiser(self.model, cond, uncond, req.cfg_scale)
+        denoise = self.guided_denoiser(self.encode_conditioning(req.prompts, req.seconds), req.cfg_scale)
         ts = self._schedule(req.sampler, req.steps)
         objective = self.config.objective
         if req.sampler == "pingpong":

@@ -9,6 +9,7 @@ of a large matmul in the same precision.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -21,7 +22,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..models.denoiser import Conditioning, x0_from_velocity
-from ..sampling import cfg_denoiser, null_conditioning
 from .fast import RuntimeOptions
 from .hardware import matmul_peak_gflops
 
@@ -121,9 +121,8 @@ def make_probe(tta, setup: "BenchSetup", cond: Conditioning) -> Probe:
     x = torch.randn(setup.batch, cfg.dit.io_channels, cfg.latent_length, generator=g).to(tta.device)
     t = torch.full((setup.batch,), 0.7, device=tta.device)
     latents = (torch.randn(x.shape, generator=g) * 0.5).to(tta.device)
-    uncond = null_conditioning(cond) if setup.cfg_scale != 1.0 else None
     with torch.no_grad():
-        x0 = cfg_denoiser(tta.model, cond, uncond, setup.cfg_scale)(x, t)
+        x0 = tta.guided_denoiser(cond, setup.cfg_scale, plain=True)(x, t)
         audio = tta.pretransform.model.decode(latents)
     return Probe(x, t, latents, x0, audio)
 
@@ -137,8 +136,7 @@ def count_flops(tta, setup: BenchSetup, cond: Conditioning) -> tuple[int, int]:
     cfg = tta.config
     x = torch.zeros(setup.batch, cfg.dit.io_channels, cfg.latent_length, device=tta.device)
     t = torch.full((setup.batch,), 0.7, device=tta.device)
-    uncond = null_conditioning(cond) if setup.cfg_scale != 1.0 else None
-    denoise = cfg_denoiser(tta.model, cond, uncond, setup.cfg_scale)
+    denoise = tta.guided_denoiser(cond, setup.cfg_scale, plain=True)
     with torch.no_grad():
         dit = _flops(lambda: denoise(x, t))
         dec = _flops(lambda: tta.pretransform.model.decode(torch.zeros_like(x[:1]))) * setup.batch
@@ -168,22 +166,11 @@ def bench_prestissimo(tta, setup: BenchSetup, options: RuntimeOptions | None, la
         else:
             raw = cond_tokens()
             notes.append("text encoder not available: conditioning stage not timed")
-        uncond = null_conditioning(raw) if setup.cfg_scale != 1.0 else None
-        prep_s = 0.0
-        if fast is not None:
-            prep_s = _median_time(lambda: fast.prepare(raw), setup.runs, device)  # K/V cache, once per clip
-            cond, uncond = fast.prepare(raw), None if uncond is None else fast.prepare(uncond)
-            denoise = cfg_denoiser(fast.denoise, cond, uncond, setup.cfg_scale)
-        else:
-            denoise = cfg_denoiser(tta.model, raw, uncond, setup.cfg_scale)
+        # per-clip preparation (cast, text K/V cache) is timed once, as generation does it once per clip
+        prep_s = _median_time(lambda: fast.prepare(raw), setup.runs, device) if fast is not None else 0.0
+        denoise = tta.guided_denoiser(raw, setup.cfg_scale)
         # the probe's conditioning is the random one; accuracy uses it for every mode
-        probe_cond = cond_tokens()
-        probe_uncond = null_conditioning(probe_cond) if setup.cfg_scale != 1.0 else None
-        if fast is not None:
-            probe_denoise = cfg_denoiser(fast.denoise, fast.prepare(probe_cond),
-                                         None if probe_uncond is None else fast.prepare(probe_uncond), setup.cfg_scale)
-        else:
-            probe_denoise = cfg_denoiser(tta.model, probe_cond, probe_uncond, setup.cfg_scale)
+        probe_denoise = tta.guided_denoiser(cond_tokens(), setup.cfg_scale)
         denoise_err = rel_err(probe_denoise(x, t), probe.x0)
         for _ in range(setup.warmup - 1):
             denoise(x, t)
@@ -205,16 +192,16 @@ def bench_prestissimo(tta, setup: BenchSetup, options: RuntimeOptions | None, la
     )
 
 
-_PEAKS: dict[tuple[str, str], float] = {}
-
-
 def _peak(precision: str, device: torch.device) -> float:
-    key = (precision, device.type)
-    if key not in _PEAKS:
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}[precision]
-        n = 2048 if device.type == "cuda" or precision != "bf16" else 512
-        _PEAKS[key] = matmul_peak_gflops(dtype, device, n=n, budget_s=1.0)
-    return _PEAKS[key]
+    return _peak_for(precision, device.type)
+
+
+@functools.lru_cache(maxsize=None)
+def _peak_for(precision: str, device_type: str) -> float:
+    """Measured once per process and precision: every mode's row shows the same peak."""
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}[precision]
+    n = 2048 if device_type == "cuda" or precision != "bf16" else 512  # bf16 can be ~100x slower on CPU
+    return matmul_peak_gflops(dtype, device_type, n=n, budget_s=1.0)
 
 
 def bench_reference(tta, setup: BenchSetup, cond_tokens: Callable[[], tuple[torch.Tensor, torch.Tensor]],
