@@ -1,9 +1,10 @@
 """A fast inference copy of the Oobleck decoder.
 
-Why the reference decode is slow on CPU (measured, see docs/runtime.md): it recomputes every weight
-norm per call, runs Snake as five separate elementwise passes over tensors of up to 128 channels x
-524k samples, and uses the plain conv1d path, which oneDNN runs ~25% slower than the same
-convolution expressed as a channels-last conv2d. This copy folds weight norm into plain kernels once,
+Why the reference decode is slow on CPU (measured by benchmarks/decoder_kernels.py, see
+docs/runtime.md): it recomputes every weight norm per call, runs Snake as several elementwise passes
+over tensors of up to 128 channels x 524k samples, uses the plain conv1d path, which oneDNN runs
+slower than the same convolution as a channels-last conv2d, and a transposed-conv path slower still.
+This copy folds weight norm into plain kernels once,
 keeps activations in a channels-last [B, C, 1, T] layout from end to end, runs each upsampling
 transposed conv as an ordinary conv (polyphase form), and evaluates Snake as
 ``addcmul(x, 1/beta, sin(alpha x)^2)`` with alpha and 1/beta precomputed, optionally fused into one
@@ -32,8 +33,8 @@ def snake(x: torch.Tensor, alpha: torch.Tensor, inv_beta: torch.Tensor) -> torch
 def compiled_snake() -> Callable:
     """Snake fused into one pass by torch.compile (dynamic shapes: one compilation serves every layer).
 
-    In eager mode Snake is four memory passes over tensors of up to 128 x 524k samples, ~40% of the
-    decode on CPU; fused it runs ~4x faster. Falls back to eager when no compiler works here.
+    In eager mode Snake is four memory passes over tensors of up to 128 x 524k samples; fused it ran
+    3.2x faster here (benchmarks/decoder_kernels.py). Falls back to eager when no compiler works here.
     """
     try:
         fn = torch.compile(snake, dynamic=True)
