@@ -33,7 +33,7 @@ class RuntimeOptions:
 
     precision: fp32; bf16 (DiT in bfloat16: fast on GPUs and CPUs with AVX-512 BF16/AMX, very slow
       elsewhere); int8 (DiT linear layers int8 dynamic quantization, CPU). The decoder stays fp32 in
-      every mode: a bf16 Oobleck decode drifts ~5% from fp32 over its ~40 layers (measured on random
+      every mode: a bf16 Oobleck decode drifted several percent from fp32 over its ~40 layers (random
       weights), above the 1% accuracy guard.
     fast_decoder: folded weight norm, channels-last convolutions, fused Snake (exact up to rounding).
     compile: fuse the decoder's Snake activations with torch.compile (one-time compile of ~5-20 s;
