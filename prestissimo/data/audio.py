@@ -1,8 +1,9 @@
-"""Audio file I/O: writing generated waveforms as WAV files that any player opens."""
+"""Audio file I/O: writing generated waveforms as WAV files any player opens, reading clips back for evaluation."""
 
 from __future__ import annotations
 
 import logging
+from math import gcd
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +39,45 @@ def save_wav(audio: torch.Tensor, path: str | Path, sample_rate: int, subtype: s
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), prepare_for_pcm(audio), sample_rate, subtype=subtype, format="WAV")
     return path
+
+
+class AudioLoadError(ValueError):
+    """An audio file that cannot be used (missing, corrupt, empty, non-finite); the message names it."""
+
+
+def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a file as float32 [channels, samples] plus its sample rate.
+
+    Every failure becomes one error type naming the file, so a metric run over thousands of clips can
+    report which one is bad instead of dying deep inside libsndfile.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioLoadError(f"cannot read audio {path}: no such file")
+    try:
+        data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, TypeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
+        raise AudioLoadError(f"cannot read audio {path}: {exc}") from exc
+    if data.size == 0:
+        raise AudioLoadError(f"cannot use audio {path}: it contains no samples")
+    if not np.isfinite(data).all():
+        raise AudioLoadError(f"cannot use audio {path}: it contains NaN or infinite samples")
+    return np.ascontiguousarray(data.T), int(sample_rate)
+
+
+def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample along the last axis with a polyphase filter (exact rational ratio, no torchaudio).
+
+    The ratio is reduced by the gcd so 44.1 kHz -> 16 kHz filters with 160/441, not 16000/44100.
+    Floating inputs keep their dtype.
+    """
+    from scipy.signal import resample_poly  # lazy: scipy.signal is slow to import for save_wav users
+
+    if orig_sr <= 0 or target_sr <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
+    audio = np.asarray(audio)
+    if orig_sr == target_sr:
+        return audio
+    g = gcd(int(orig_sr), int(target_sr))
+    out = resample_poly(audio, int(target_sr) // g, int(orig_sr) // g, axis=-1)
+    return out.astype(audio.dtype, copy=False) if np.issubdtype(audio.dtype, np.floating) else out

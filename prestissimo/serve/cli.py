@@ -1,4 +1,4 @@
-"""The ``prestissimo`` command: generate audio, inspect and create models.
+"""The ``prestissimo`` command: generate audio, inspect and create models, make synthbench data, evaluate.
 
 Errors a user can fix (bad arguments, missing model, unreadable checkpoint) end the program with a
 one-line message and exit status 2, never a traceback.
@@ -7,6 +7,7 @@ one-line message and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -80,6 +81,44 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu")
     b.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     b.add_argument("--json", type=Path, default=None, help="also write the results here")
+
+    s = sub.add_parser("synthbench", help="procedural captioned audio: make a dataset, calibrate the estimators")
+    s_sub = s.add_subparsers(dest="synthbench_command", required=True, parser_class=_Parser)
+    sm = s_sub.add_parser("make", help="write N clips (WAV) and manifest.jsonl into a folder")
+    sm.add_argument("--n", type=int, required=True, help="number of clips")
+    sm.add_argument("--out", type=Path, required=True, help="output folder")
+    sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument("--seconds", type=_number, default=5.0)
+    sm.add_argument("--sample-rate", type=int, default=44100)
+    sm.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    sm.add_argument("--quiet", action="store_true")
+    sc = s_sub.add_parser("calibrate", help="accuracy of every attribute estimator on ground-truth clips")
+    sc.add_argument("--n", type=int, default=1000)
+    sc.add_argument("--seed", type=int, default=2024)
+    sc.add_argument("--seconds", type=_number, default=5.0)
+    sc.add_argument("--sample-rate", type=int, default=44100)
+    sc.add_argument("--json", type=Path, default=None, help="also write the table here")
+    sc.add_argument("--quiet", action="store_true")
+
+    e = sub.add_parser("eval", help="score a model (or existing audio) on a manifest of prompts")
+    e.add_argument("--prompts", type=Path, required=True, help="manifest (.jsonl or .csv) with captions and reference audio")
+    e.add_argument("--model", default=None, help="model directory or hub id (default: the shipped model)")
+    e.add_argument("--audio", type=Path, default=None, help="score existing files <key>_s<k>.wav in this folder instead")
+    e.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for audio, metrics.json, spectrograms.png")
+    e.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    e.add_argument("--seeds", type=int, default=1, help="clips per prompt (>= 2 gives per-prompt diversity)")
+    e.add_argument("--steps", type=int, default=None)
+    e.add_argument("--sampler", default=None)
+    e.add_argument("--cfg-scale", type=_number, default=None)
+    e.add_argument("--seconds", type=_number, default=None, help="default: each row's seconds, else the model window")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--embedding", default="logmel", help="logmel (built in) | clap:DIR (local CLAP weights)")
+    e.add_argument("--clap", type=Path, default=None, help="local CLAP model directory for the CLAP score")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--precision", default="fp32", help="fp32 | int8 | bf16 (fast path)")
+    e.add_argument("--grid", type=int, default=6, help="clips in the spectrogram picture (0 = none)")
+    e.add_argument("--quiet", action="store_true")
 
     c = sub.add_parser("create-model", help="write a model directory with random weights (tests, demos, benchmarks)")
     c.add_argument("out", type=Path, help="directory to create")
@@ -298,18 +337,105 @@ def cmd_create_model(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model}
+def cmd_synthbench(args: argparse.Namespace) -> int:
+    from ..data.synthbench import SynthbenchSpec, iter_clips, make_synthbench
+
+    if args.n < 1:
+        raise UserError(f"--n must be >= 1, got {args.n}")
+    spec = SynthbenchSpec(n=args.n, seed=args.seed, seconds=args.seconds, sample_rate=args.sample_rate)
+    if args.synthbench_command == "make":
+        if args.workers is not None and args.workers < 1:
+            raise UserError("--workers must be >= 1")
+        start = time.perf_counter()
+        manifest = make_synthbench(spec, args.out, workers=args.workers, progress=not args.quiet)
+        elapsed = time.perf_counter() - start
+        print(manifest)
+        print(f"{spec.n} clips of {spec.seconds:g} s in {elapsed:.1f} s ({spec.n / elapsed:.1f} clips/s)", file=sys.stderr)
+        return 0
+    from tqdm import tqdm
+
+    from ..evaluation.adherence import CALIBRATION_THRESHOLD, SCORED_ATTRIBUTES, calibrate
+
+    clips = ((audio, row["attributes"]) for audio, row in
+             tqdm(iter_clips(spec), total=spec.n, desc="calibrating", unit="clip", disable=args.quiet, file=sys.stderr))
+    report = calibrate(clips, spec.sample_rate)
+    print(f"estimator accuracy on {spec.n} ground-truth synthbench clips (seed {spec.seed}, {spec.seconds:g} s, "
+          f"{spec.sample_rate} Hz)")
+    print(f"| attribute | clips | accuracy | >= {CALIBRATION_THRESHOLD:.0%} | in the adherence score |")
+    print("| --- | ---: | ---: | --- | --- |")
+    for name in sorted(report.totals):
+        acc = report.accuracy(name)
+        passes = "yes" if acc >= CALIBRATION_THRESHOLD else "NO"
+        print(f"| {name} | {report.totals[name]} | {acc:.3f} | {passes} | {'yes' if name in SCORED_ATTRIBUTES else 'no'} |")
+    if args.json:
+        args.json.write_text(json.dumps({"spec": dataclasses.asdict(spec),
+                                         **report.to_dict()}, indent=2) + "\n")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..data.manifest import read_manifest
+    from ..evaluation.embeddings import ClapEmbedding, create_embedding_backend
+    from ..evaluation.plots import spectrogram_grid
+    from ..evaluation.runner import (GenerationSettings, evaluate_clip_sets, format_report, generate_for_manifest,
+                                     load_clip_sets, load_references)
+
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be >= 1")
+    entries = read_manifest(args.prompts)[: args.limit]
+    settings = GenerationSettings(steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
+                                  seconds=args.seconds, seeds_per_prompt=args.seeds, batch_size=args.batch_size,
+                                  seed=args.seed)
+    backend = create_embedding_backend(args.embedding)
+    clap = ClapEmbedding(args.clap) if args.clap is not None else None
+    timing: dict = {}
+    audio_dir = args.audio
+    if audio_dir is None:
+        from ..runtime import RuntimeOptions
+
+        options = RuntimeOptions(precision=args.precision)
+        options.validate()
+        tta = _load(args.model, args.device)
+        tta.request(["check"], args.seconds, args.steps, args.sampler, args.cfg_scale)  # validate before compute
+        tta.optimize(options)
+        audio_dir = args.out / "audio"
+        with tqdm(total=len(entries) * args.seeds, desc="generating", unit="clip", disable=args.quiet,
+                  file=sys.stderr) as bar:
+            timing = generate_for_manifest(tta, entries, settings, audio_dir, progress=bar.update)
+    clip_sets, rate = load_clip_sets(entries, audio_dir, args.seeds)
+    references, ref_rate = load_references(entries)
+    report = {**timing, **evaluate_clip_sets(entries, clip_sets, rate, backend, references, ref_rate, clap)}
+    report["prompts"] = str(args.prompts)
+    report["audio_dir"] = str(audio_dir)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
+    if args.grid > 0:
+        shown = list(range(min(args.grid, len(entries))))
+        picture = spectrogram_grid([clip_sets[i][0] for i in shown], rate, [entries[i].caption for i in shown],
+                                   args.out / "spectrograms.png")
+        print(f"wrote {args.out / 'metrics.json'} and {picture}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model,
+            "synthbench": cmd_synthbench, "eval": cmd_eval}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ..models.conditioners import ConditionerUnavailable
     from ..models.config import ConfigError
+    from ..data.manifest import ManifestError
+    from ..evaluation.embeddings import EmbeddingUnavailable
     from ..models.loading import ModelLoadError
 
     try:
         return COMMANDS[args.command](args)
-    except (UserError, ValueError, ModelLoadError, ConfigError, ConditionerUnavailable, OSError) as e:
+    except (UserError, ValueError, ModelLoadError, ConfigError, ConditionerUnavailable, ManifestError,
+            EmbeddingUnavailable, OSError) as e:
         sys.stderr.write(f"prestissimo: error: {e}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:

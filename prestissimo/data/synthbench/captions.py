@@ -24,7 +24,7 @@ INSTRUMENT_WORDS = {
 REGISTER_WORDS = {
     "low": ("low", "deep", "low-pitched", "bass"),
     "mid": ("mid-range", "middle-register", "medium-pitched"),
-    "high": ("high", "high-pitched", "bright high", "soaring high"),
+    "high": ("high", "high-pitched", "upper-register", "soaring high"),
 }
 TEMPO_WORDS = {
     "slow": ("slow", "leisurely", "unhurried"),

@@ -1,0 +1,1 @@
+"""Measuring quality: distributions (Fréchet distance, MMD), embeddings, prompt adherence, diversity."""

@@ -1,0 +1,65 @@
+"""Attribute estimators (calibrated on ground truth) and the adherence score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prestissimo.data.synthbench import SynthbenchSpec, iter_clips, synthesize
+from prestissimo.data.synthbench.render import clip_rng, render_clip
+from prestissimo.evaluation import adherence
+from prestissimo.evaluation.audio_features import yin
+
+
+def test_every_scored_estimator_reads_ground_truth_at_95_percent_or_better():
+    spec = SynthbenchSpec(n=60, seed=77, seconds=5.0, sample_rate=44100)
+    report = adherence.calibrate(((a, row["attributes"]) for a, row in iter_clips(spec)), spec.sample_rate)
+    assert set(report.totals) == set(adherence.ESTIMATORS)
+    for name in adherence.SCORED_ATTRIBUTES:
+        assert report.accuracy(name) >= adherence.CALIBRATION_THRESHOLD, (name, report.to_dict()["attributes"][name])
+
+
+@pytest.mark.parametrize("hz", [65.4, 220.0, 880.0, 1760.0])
+def test_yin_finds_the_period_of_a_square_wave(hz):
+    sr = 16000
+    t = np.arange(sr) / sr
+    f0, aperiodicity = yin(np.sign(np.sin(2 * np.pi * hz * t)) * 0.3, sr)
+    assert abs(np.median(f0) / hz - 1) < 0.01 and np.median(aperiodicity) < 0.1
+
+
+def test_white_noise_is_not_periodic():
+    f0, aperiodicity = yin(np.random.default_rng(0).standard_normal(16000), 16000)
+    assert np.median(aperiodicity) > 0.4
+
+
+def test_check_clip_scores_only_mentioned_applicable_attributes():
+    spec = SynthbenchSpec(n=1, seed=5)
+    audio, row = synthesize(spec, 0)
+    checks = adherence.check_clip(audio, spec.sample_rate, row["attributes"], row["mentioned"])
+    assert set(checks) == {n for n in row["mentioned"] if n in adherence.ESTIMATORS}
+    assert all(checks.values())
+
+
+def test_a_clip_scored_against_another_family_fails_family():
+    rng = clip_rng(0, 0)
+    from prestissimo.data.synthbench.attributes import draw_attributes
+
+    drums = draw_attributes(rng, "drums")
+    audio = render_clip(drums, rng, 44100, 5.0)  # the estimators are calibrated on 5 s clips
+    noise_attrs = draw_attributes(np.random.default_rng(1), "noise")
+    assert adherence.check_clip(audio, 44100, noise_attrs, ["family"]) == {"family": False}
+
+
+def test_summarize_averages_per_clip_then_over_clips():
+    report = adherence.summarize([{"a": True, "b": False}, {"a": True}, {}])
+    assert report.score == pytest.approx((0.5 + 1.0) / 2)
+    assert report.hits == {"a": 2, "b": 0} and report.totals == {"a": 2, "b": 1} and report.n_clips == 2
+
+
+@pytest.mark.parametrize("n", range(2, 12))
+def test_derangement_has_no_fixed_point(n):
+    for seed in range(5):
+        perm = adherence.derangement(n, np.random.default_rng(seed))
+        assert sorted(perm) == list(range(n)) and not np.any(perm == np.arange(n))
+    with pytest.raises(ValueError):
+        adherence.derangement(1, np.random.default_rng(0))
