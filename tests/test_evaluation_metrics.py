@@ -15,7 +15,7 @@ import torch
 from prestissimo.data.audio import AudioLoadError, load_audio, resample, save_wav
 from prestissimo.data.spectral import hz_to_mel, log_mel_spectrogram, mel_filterbank, mel_to_hz
 from prestissimo.evaluation.alignment import clap_score
-from prestissimo.evaluation.distribution import label_kl_divergence, median_heuristic_bandwidth, rbf_mmd2
+from prestissimo.evaluation.distribution import median_heuristic_bandwidth, rbf_mmd2
 from prestissimo.evaluation.diversity import conditional_diversity, unconditional_diversity
 from prestissimo.evaluation.embeddings import (
     ClapEmbedding,
@@ -184,17 +184,6 @@ def test_mmd_symmetric_near_zero_for_one_distribution_positive_when_shifted():
     assert rbf_mmd2(x, shifted, bandwidth=1.0) > 0
     with pytest.raises(ValueError):
         rbf_mmd2(x[:1], y)
-
-
-def test_label_kl_divergence():
-    rng = np.random.default_rng(5)
-    p, q = rng.random((20, 10)), rng.random((20, 10))
-    assert label_kl_divergence(p, p) == pytest.approx(0.0, abs=1e-12)
-    assert label_kl_divergence(p, q) > 0
-    two = label_kl_divergence(np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]]))
-    assert two == pytest.approx(0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1))
-    with pytest.raises(ValueError):
-        label_kl_divergence(-p, q)
 
 
 # ---------------------------------------------------------------- CLAP score and diversity

@@ -1,9 +1,6 @@
-"""Distances between sets of embeddings or label distributions, beyond the Gaussian Fréchet fit.
-
-* RBF MMD^2 (the unbiased estimator of Gretton et al. 2012): compares whole distributions without a
-  Gaussian assumption; bandwidth from the median heuristic so it needs no tuning per embedding model.
-* KL between per-clip label distributions (the KL_passt / KL-PANNs kind of metric), given tagger outputs.
-"""
+"""RBF MMD^2 between sets of embeddings (the unbiased estimator of Gretton et al. 2012): compares
+whole distributions without the Fréchet distance's Gaussian assumption; the bandwidth comes from the
+median heuristic so it needs no tuning per embedding model."""
 
 from __future__ import annotations
 
@@ -50,18 +47,3 @@ def rbf_mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> fl
     k_xy = np.exp(scale * cdist(x, y, "sqeuclidean")).mean()
     return float(k_xx + k_yy - 2.0 * k_xy)
 
-
-def label_kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-10) -> float:
-    """Mean over clips of KL(p_i || q_i) for [N, C] non-negative label scores (each row renormalised).
-
-    eps keeps log finite where q has zeros; KL(p || p) = 0 exactly and KL >= 0 (clamped round-off).
-    """
-    p, q = np.atleast_2d(np.asarray(p, dtype=np.float64)), np.atleast_2d(np.asarray(q, dtype=np.float64))
-    if p.shape != q.shape or p.ndim != 2:
-        raise ValueError(f"label distributions must both be [N, C] of one shape, got {p.shape} and {q.shape}")
-    if (p < 0).any() or (q < 0).any() or not (np.isfinite(p).all() and np.isfinite(q).all()):
-        raise ValueError("label distributions must be finite and non-negative")
-    p = p / np.clip(p.sum(axis=1, keepdims=True), eps, None)
-    q = q / np.clip(q.sum(axis=1, keepdims=True), eps, None)
-    terms = np.where(p > 0, p * (np.log(np.clip(p, eps, None)) - np.log(np.clip(q, eps, None))), 0.0)
-    return float(np.clip(terms.sum(axis=1), 0.0, None).mean())
