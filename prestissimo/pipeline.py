@@ -83,7 +83,7 @@ class TextToAudio(nn.Module):
     def __init__(self, config: ModelConfig, model_dir: Path | None = None):
         super().__init__()
         self.config = config
-        self.model = Denoiser(DiffusionTransformer(config.dit), config.objective)
+        self.model = Denoiser(DiffusionTransformer(config.dit), config.objective, config.edm_sigma_data)
         self.pretransform = Pretransform(OobleckAutoencoder(config.autoencoder))
         self.conditioner = MultiConditioner({
             c.id: build_conditioner(c.type, c.config, config.cond_dim, model_dir) for c in config.conditioners
@@ -166,17 +166,19 @@ class TextToAudio(nn.Module):
     def sample_rate(self) -> int:
         return self.config.sample_rate
 
-    def conditioning_inputs(self, prompts: Sequence[str], seconds_total: float,
-                            seconds_start: float = 0.0) -> dict[str, list[Any]]:
-        """Per-conditioner inputs: text conditioners get the prompts, number conditioners their seconds."""
+    def conditioning_inputs(self, prompts: Sequence[str], seconds_total: float | Sequence[float],
+                            seconds_start: float | Sequence[float] = 0.0) -> dict[str, list[Any]]:
+        """Per-conditioner inputs: text conditioners get the prompts, number conditioners their seconds
+        (one value for the whole batch, or one per prompt as in training)."""
         n = len(prompts)
+        per_item = lambda v: list(v) if isinstance(v, Sequence) else [v] * n  # noqa: E731
         inputs: dict[str, list[Any]] = {}
         for cfg in self.config.conditioners:
             if cfg.type == "number":
                 if cfg.id == "seconds_start":
-                    inputs[cfg.id] = [seconds_start] * n
+                    inputs[cfg.id] = per_item(seconds_start)
                 elif cfg.id == "seconds_total":
-                    inputs[cfg.id] = [seconds_total] * n
+                    inputs[cfg.id] = per_item(seconds_total)
                 else:
                     raise ValueError(f"don't know what to feed the number conditioner {cfg.id!r}")
             else:
@@ -187,6 +189,12 @@ class TextToAudio(nn.Module):
     def encode_conditioning(self, prompts: Sequence[str], seconds_total: float,
                             seconds_start: float = 0.0) -> Conditioning:
         """Run the conditioners once and assemble the DiT's cross-attention context and global embedding."""
+        return self.conditioning(prompts, seconds_total, seconds_start)
+
+    def conditioning(self, prompts: Sequence[str], seconds_total: float | Sequence[float],
+                     seconds_start: float | Sequence[float] = 0.0) -> Conditioning:
+        """encode_conditioning with gradients to the trainable parts (projections, number embedders,
+        the DiT's context embedding): what training calls. Frozen text encoders stay frozen."""
         device = self.device
         out = self.conditioner(self.conditioning_inputs(prompts, seconds_total, seconds_start), device)
         dtype = self.dtype

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 #: "rf_denoiser" is rectified flow too; stable-audio-tools uses the name for ARC post-trained models
 #: (Stable Audio Open Small), whose default sampler is ping-pong without CFG.
-Objective = Literal["v", "rectified_flow", "rf_denoiser"]
+Objective = Literal["v", "rectified_flow", "rf_denoiser", "edm"]
 FLOW_OBJECTIVES = ("rectified_flow", "rf_denoiser")
 
 
@@ -235,6 +235,7 @@ class ModelConfig:
     global_cond_ids: list[str]
     objective: Objective = "v"
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    edm_sigma_data: float = 0.5  # EDM preconditioning (objective "edm"): the data's standard deviation
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -265,8 +266,9 @@ class ModelConfig:
         if diffusion.get("type") != "dit":
             raise ConfigError(f"diffusion type {diffusion.get('type')!r} is not supported (only 'dit')")
         objective = diffusion.get("diffusion_objective", "v")
-        if objective not in ("v", *FLOW_OBJECTIVES):
-            raise ConfigError(f"diffusion_objective {objective!r} is not supported (only 'v', 'rectified_flow', 'rf_denoiser')")
+        if objective not in ("v", "edm", *FLOW_OBJECTIVES):
+            raise ConfigError(f"diffusion_objective {objective!r} is not supported "
+                              f"(only 'v', 'rectified_flow', 'rf_denoiser', 'edm')")
         if diffusion.get("input_concat_ids") or diffusion.get("prepend_cond_ids"):
             raise ConfigError("input_concat_ids / prepend_cond_ids conditioning is not supported")
         if "pretransform" not in model:
@@ -277,6 +279,7 @@ class ModelConfig:
             "rf_denoiser": SamplingDefaults("pingpong", 8, 1.0),
             "rectified_flow": SamplingDefaults("euler", 50, 7.0),
             "v": SamplingDefaults("dpmpp-2m", 100, 7.0),
+            "edm": SamplingDefaults("dpmpp-2m", 50, 4.0),
         }[objective]
         sampling = SamplingDefaults(**{**asdict(default_sampling), **ours.get("sampling", {})})
         cfg = cls(
@@ -291,6 +294,7 @@ class ModelConfig:
             global_cond_ids=list(diffusion.get("global_cond_ids", [])),
             objective=objective,
             sampling=sampling,
+            edm_sigma_data=float(ours.get("edm", {}).get("sigma_data", 0.5)),
             raw=copy.deepcopy(d),
         )
         cfg.validate()
@@ -336,4 +340,6 @@ class ModelConfig:
         )
         model["io_channels"] = self.dit.io_channels
         d["prestissimo"] = {**d.get("prestissimo", {}), "sampling": asdict(self.sampling)}
+        if self.objective == "edm":
+            d["prestissimo"]["edm"] = {"sigma_data": self.edm_sigma_data}
         return d

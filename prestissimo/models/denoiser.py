@@ -4,8 +4,11 @@ Both released objectives have the DiT predict a velocity:
 - ``rectified_flow`` / ``rf_denoiser`` (Stable Audio Open Small): x_t = (1 - t) x0 + t eps, v = eps - x0, x0 = x_t - t v.
 - ``v`` (Stable Audio Open 1.0): x_t = cos(pi t / 2) x0 + sin(pi t / 2) eps, v = alpha eps - sigma x0,
   x0 = alpha x_t - sigma v.
+- ``edm`` (Karras et al. 2022 preconditioning, for EDM-family teachers as Presto distils): the state is the
+  v objective's x_t = cos x0 + sin eps, i.e. EDM's x0 + s eps scaled by alpha with s = tan(pi t / 2); the
+  network sees c_in x_ve and c_noise = ln(s) / 4 and x0 = c_skip x_ve + c_out F.
 Samplers work on the clean estimate x0 and on log-SNR lambda = log(alpha / sigma), so one sampler
-serves both objectives.
+serves every objective.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def alpha_sigma(t: torch.Tensor, objective: Objective) -> tuple[torch.Tensor, to
     """Signal and noise scales at time t in [0, 1] (t = 1 is pure noise)."""
     if objective in FLOW_OBJECTIVES:
         return 1 - t, t
-    if objective == "v":
+    if objective in ("v", "edm"):
         return torch.cos(t * math.pi / 2), torch.sin(t * math.pi / 2)
     raise ValueError(f"unknown objective {objective!r}")
 
@@ -33,9 +36,24 @@ def t_from_logsnr(lam: torch.Tensor, objective: Objective) -> torch.Tensor:
     """Inverse of lambda(t) = log(alpha(t) / sigma(t))."""
     if objective in FLOW_OBJECTIVES:
         return torch.sigmoid(-lam)
-    if objective == "v":
+    if objective in ("v", "edm"):
         return torch.atan(torch.exp(-lam)) * 2 / math.pi
     raise ValueError(f"unknown objective {objective!r}")
+
+
+def edm_sigma(t: torch.Tensor) -> torch.Tensor:
+    """EDM noise level s = sigma / alpha of time t (t = atan(s) 2 / pi)."""
+    return torch.tan(t * math.pi / 2)
+
+
+def edm_t(sigma: torch.Tensor) -> torch.Tensor:
+    return torch.atan(sigma) * 2 / math.pi
+
+
+def edm_coefficients(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, ...]:
+    """(c_skip, c_out, c_in, c_noise) of EDM's preconditioning at noise level sigma."""
+    total = sigma**2 + sigma_data**2
+    return sigma_data**2 / total, sigma * sigma_data / total.sqrt(), 1 / total.sqrt(), sigma.log() / 4
 
 
 def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, objective: Objective) -> torch.Tensor:
@@ -76,13 +94,28 @@ class Conditioning:
 class Denoiser(nn.Module):
     """DiT + objective: (x_t, t, conditioning) -> x0 estimate. The unit every sampler calls."""
 
-    def __init__(self, dit: DiffusionTransformer, objective: Objective):
+    def __init__(self, dit: DiffusionTransformer, objective: Objective, sigma_data: float = 0.5):
         super().__init__()
         self.model = dit  # ``model.model.*`` keys in the combined checkpoint, as stable-audio-tools writes them
         self.objective = objective
+        self.sigma_data = sigma_data
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """The raw network output (a velocity for v / RF models, EDM's F for edm)."""
         return self.model(x, t, global_cond=cond.global_cond, context=cond.context, context_kv=cond.context_kv)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        if self.objective == "edm":
+            return self._edm_x0(x, t, cond)
         return x0_from_velocity(x, t, self.velocity(x, t, cond), self.objective)
+
+    def _edm_x0(self, x: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        t = t.clamp(max=edm_t(torch.tensor(1e3)).item())  # t = 1 is sigma = inf
+        alpha = torch.cos(t * math.pi / 2).view(shape)
+        sigma = edm_sigma(t)
+        c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, self.sigma_data)
+        x_ve = x / alpha
+        out = self.model(x_ve * c_in.view(shape), c_noise, global_cond=cond.global_cond, context=cond.context,
+                         context_kv=cond.context_kv)
+        return c_skip.view(shape) * x_ve + c_out.view(shape) * out

@@ -78,7 +78,7 @@ class FastPath:
             dit = quantize_linear_int8(dit)
         elif compute != tta.dtype:
             dit = copy.deepcopy(dit).to(compute)
-        self.denoiser = Denoiser(dit, tta.config.objective).eval()
+        self.denoiser = Denoiser(dit, tta.config.objective, tta.config.edm_sigma_data).eval()
         ae_decoder = tta.pretransform.model.decoder
         self.scale = tta.config.autoencoder.scale
         self.latent_dim = tta.config.autoencoder.latent_dim

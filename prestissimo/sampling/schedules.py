@@ -13,6 +13,7 @@ DEFAULT_LOGSNR_RANGE: dict[str, tuple[float, float]] = {
     "rectified_flow": (-6.0, 2.0),
     "rf_denoiser": (-6.0, 2.0),
     "v": (-6.214608, 1.203973),
+    "edm": (-4.382027, 6.214608),  # EDM's sigma range [0.002, 80]
 }
 
 

@@ -120,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--grid", type=int, default=6, help="clips in the spectrogram picture (0 = none)")
     e.add_argument("--quiet", action="store_true")
 
+    enc = sub.add_parser("encode", help="run an autoencoder over a dataset once and cache the latents")
+    enc.add_argument("--autoencoder", type=Path, required=True, help="autoencoder directory (train autoencoder export)")
+    enc.add_argument("--data", type=Path, required=True, help="manifest (.jsonl / .csv)")
+    enc.add_argument("--out", type=Path, required=True, help="folder for latent shards + latents.json")
+    enc.add_argument("--seconds", type=_number, default=5.0, help="length encoded per clip (zero-padded)")
+    enc.add_argument("--batch-size", type=int, default=8)
+    enc.add_argument("--quiet", action="store_true")
+
+    t = sub.add_parser("train", help="train an autoencoder or a base DiT (resumable; torchrun for several processes)")
+    t.add_argument("what", choices=["dit"], help="what to train")
+    t.add_argument("--config", type=Path, default=None, help="JSON config (defaults: the dataclass defaults)")
+    t.add_argument("--data", type=Path, required=True, help="latent folder from `prestissimo encode`")
+    t.add_argument("--out", type=Path, required=True, help="run directory: checkpoints, logs, exported model")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.add_argument("--quiet", action="store_true")
+
     c = sub.add_parser("create-model", help="write a model directory with random weights (tests, demos, benchmarks)")
     c.add_argument("out", type=Path, help="directory to create")
     c.add_argument("--preset", default="tiny", help="tiny | tiny-1.0 | sao-small | sao-1.0")
@@ -420,7 +436,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model,
+def cmd_encode(args: argparse.Namespace) -> int:
+    from ..data.latents import encode_dataset
+    from ..data.manifest import read_manifest
+    from ..models.autoencoder_io import load_autoencoder
+
+    if args.batch_size < 1 or args.seconds <= 0:
+        raise UserError("--batch-size must be >= 1 and --seconds > 0")
+    ae, sample_rate = load_autoencoder(args.autoencoder)
+    index = encode_dataset(ae, sample_rate, read_manifest(args.data), args.out, args.seconds, args.batch_size,
+                           progress=not args.quiet)
+    print(index)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..training.config import load_config
+    from ..training.dit import DiTTrainConfig
+    from ..training.run import train_dit
+
+    cfg = load_config(DiTTrainConfig, args.config)
+    model_dir = train_dit(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet)
+    print(model_dir)
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "encode": cmd_encode, "train": cmd_train, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model,
             "synthbench": cmd_synthbench, "eval": cmd_eval}
 
 

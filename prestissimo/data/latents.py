@@ -1,0 +1,125 @@
+"""Latent caches: run the autoencoder once over a dataset (`prestissimo encode`) so DiT training
+never touches audio. Layout: shard_00000.safetensors ([N, D, L] float32 "latents") + latents.json
+(rows with caption, shard, offset, frames; frames_per_second; latent_scale = the latents' std, by
+which training divides so the DiT sees unit-variance latents)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from prestissimo.data.datasets import AudioDataset, AudioSpec
+from prestissimo.data.manifest import ManifestEntry
+from prestissimo.models.autoencoder import OobleckAutoencoder
+
+LATENT_INDEX = "latents.json"
+
+
+@torch.no_grad()
+def encode_dataset(ae: OobleckAutoencoder, sample_rate: int, entries: Sequence[ManifestEntry], out_dir: str | Path,
+                   seconds: float, batch_size: int = 8, shard_size: int = 1024, progress: bool = True) -> Path:
+    """Encode every usable clip (first `seconds`, zero-padded) with the VAE mean; unusable files
+    are skipped and counted in the index."""
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ratio = ae.downsampling_ratio
+    spec = AudioSpec(sample_rate, ae.cfg.audio_channels, max(seconds, ratio / sample_rate))
+    data = AudioDataset(entries, spec, random_crop=False)
+    frames = spec.length // ratio
+    rows: list[dict[str, Any]] = []
+    shard: list[torch.Tensor] = []
+    shard_id = 0
+    sum_sq, count = 0.0, 0
+
+    def flush() -> None:
+        nonlocal shard, shard_id
+        if shard:
+            name = f"shard_{shard_id:05d}.safetensors"
+            save_file({"latents": torch.cat(shard).contiguous()}, str(out / name))
+            shard, shard_id = [], shard_id + 1
+
+    rng = np.random.default_rng(0)
+    bar = tqdm(total=len(data), desc="encoding", unit="clip", disable=not progress)
+    for start in range(0, len(data), batch_size):
+        items = [(i, data.get(i, rng)) for i in range(start, min(len(data), start + batch_size))]
+        items = [(i, it) for i, it in items if it is not None]
+        bar.update(min(batch_size, len(data) - start))
+        if not items:
+            continue
+        audio = torch.stack([it["audio"] for _, it in items]).to(next(ae.parameters()).device)
+        lat = ae.encode(audio[..., : frames * ratio]).float().cpu()
+        sum_sq += float((lat**2).sum())
+        count += lat.numel()
+        for (i, it), z in zip(items, lat):
+            valid = int(np.ceil(it["seconds_total"] * sample_rate / ratio))
+            rows.append({"caption": it["caption"], "shard": f"shard_{shard_id:05d}.safetensors",
+                         "offset": len(shard), "frames": min(frames, max(1, valid)),
+                         "source": str(data.entries[i].path)})
+            shard.append(z.unsqueeze(0))
+        if len(shard) >= shard_size:
+            flush()
+    flush()
+    bar.close()
+    if not rows:
+        raise ValueError("no usable audio to encode")
+    index = {"rows": rows, "frames": frames, "frames_per_second": sample_rate / ratio,
+             "latent_dim": ae.cfg.latent_dim, "latent_scale": float(np.sqrt(sum_sq / count)),
+             "skipped": dict(data.skipped), "sample_rate": sample_rate}
+    tmp = out / (LATENT_INDEX + ".tmp")
+    tmp.write_text(json.dumps(index) + "\n")
+    os.replace(tmp, out / LATENT_INDEX)
+    return out / LATENT_INDEX
+
+
+class LatentDataset:
+    """Items {"latents": [D, frames] / latent_scale, "caption", "seconds_start", "seconds_total"},
+    random-cropped (or zero-padded) to `frames`."""
+
+    def __init__(self, folder: str | Path, frames: int | None = None):
+        self.folder = Path(folder)
+        index_path = self.folder / LATENT_INDEX
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{index_path} not found: make it with `prestissimo encode`")
+        self.index = json.loads(index_path.read_text())
+        self.rows = self.index["rows"]
+        self.frames = frames or self.index["frames"]
+        self.scale = float(self.index.get("latent_scale", 1.0))
+        self.skipped: Counter[str] = Counter(self.index.get("skipped", {}))
+        self._shards: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _shard(self, name: str) -> torch.Tensor:
+        if name not in self._shards:
+            self._shards[name] = load_file(str(self.folder / name))["latents"]
+        return self._shards[name]
+
+    def get(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
+        row = self.rows[index]
+        lat = self._shard(row["shard"])[row["offset"], :, : row["frames"]]
+        start = 0
+        if lat.shape[-1] > self.frames:
+            start = int(rng.integers(0, lat.shape[-1] - self.frames + 1))
+            lat = lat[:, start:start + self.frames]
+        elif lat.shape[-1] < self.frames:
+            lat = torch.nn.functional.pad(lat, (0, self.frames - lat.shape[-1]))
+        rate = self.index["frames_per_second"]
+        return {"latents": lat.float() / self.scale, "caption": row["caption"], "seconds_start": start / rate,
+                "seconds_total": min(row["frames"], self.frames) / rate}
+
+    @staticmethod
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"latents": torch.stack([i["latents"] for i in items]), "caption": [i["caption"] for i in items],
+                "seconds_start": [i["seconds_start"] for i in items],
+                "seconds_total": [i["seconds_total"] for i in items]}

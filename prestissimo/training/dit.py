@@ -1,0 +1,162 @@
+"""Base text-to-audio DiT training (rectified flow, v-diffusion or EDM) on pre-encoded latents."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prestissimo.models.autoencoder_io import load_autoencoder, read_autoencoder_config
+from prestissimo.models.config import ModelConfig
+from prestissimo.models.factory import create_random_model
+from prestissimo.models.presets import preset
+from prestissimo.pipeline import TextToAudio
+from prestissimo.training.config import LoopConfig, OptimizerConfig
+from prestissimo.training.diffusion import (NOISE_DISTRIBUTIONS, cfg_dropout, diffusion_loss, edm_noise_levels,
+                                            sample_noise_levels)
+from prestissimo.training.loop import Batch, Phase, RunLogger
+
+OBJECTIVES = ("rectified_flow", "v", "edm")
+
+
+@dataclass
+class NoiseConfig:
+    """Training noise levels: a distribution over t (rectified flow, v) or EDM's log-normal sigma."""
+
+    distribution: str = "logit_normal"
+    mean: float = 0.0
+    std: float = 1.0
+    edm_p_mean: float = -1.2
+    edm_p_std: float = 1.2
+
+
+@dataclass
+class EvalConfig:
+    prompts: list[str] = field(default_factory=lambda: ["a slow sine melody in C major",
+                                                         "a fast busy drum beat", "pink noise fading in"])
+    steps: int = 50
+    cfg_scale: float = 4.0
+    seed: int = 0
+
+
+@dataclass
+class DiTTrainConfig:
+    """Everything `prestissimo train dit` needs; saved with every checkpoint."""
+
+    model: Any = "tiny"  # preset name or model_config dict (its autoencoder is replaced by `autoencoder`)
+    autoencoder: str | None = None  # directory exported by `prestissimo train autoencoder`
+    objective: str = "rectified_flow"
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    cfg_dropout: float = 0.1
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    optim: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+    def validate(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.noise.distribution not in NOISE_DISTRIBUTIONS:
+            raise ValueError(f"noise.distribution must be one of {NOISE_DISTRIBUTIONS}")
+        if not 0.0 <= self.cfg_dropout < 1.0:
+            raise ValueError("cfg_dropout must be in [0, 1)")
+
+
+def build_model_config(cfg: DiTTrainConfig, latent_scale: float | None = None) -> dict[str, Any]:
+    """The model_config.json of the model being trained: the chosen architecture, the trained
+    autoencoder spliced in as its pretransform, the training objective and sampling defaults."""
+    d = preset(cfg.model) if isinstance(cfg.model, str) else copy.deepcopy(cfg.model)
+    if cfg.autoencoder is not None:
+        ae_cfg, sample_rate, _ = read_autoencoder_config(cfg.autoencoder)
+        if latent_scale is not None:
+            ae_cfg.scale = latent_scale
+        d["sample_rate"] = sample_rate
+        d["audio_channels"] = ae_cfg.audio_channels
+        d["model"]["pretransform"] = ae_cfg.to_pretransform(sample_rate)
+        d["model"]["diffusion"]["config"]["io_channels"] = ae_cfg.latent_dim
+        d["model"]["io_channels"] = ae_cfg.latent_dim
+        ratio = ae_cfg.downsampling_ratio
+        d["sample_size"] = max(ratio, d["sample_size"] // ratio * ratio)
+    d["model"]["diffusion"]["diffusion_objective"] = cfg.objective
+    ours = d.setdefault("prestissimo", {})
+    ours.pop("sampling", None)  # objective defaults (from_dict) unless the recipe sets them
+    return d
+
+
+class DiTTask:
+    """Train the DiT (and the conditioners' trainable projections) of a TextToAudio on latents."""
+
+    def __init__(self, cfg: DiTTrainConfig, run_dir: Path, latent_scale: float | None = None):
+        cfg.validate()
+        self.cfg = cfg
+        self.run_dir = run_dir
+        model_config = build_model_config(cfg, latent_scale)
+        init_dir = run_dir / "init"
+        if not (init_dir / "model_config.json").is_file():
+            create_random_model(model_config, init_dir, seed=cfg.loop.seed)
+        self.tta = TextToAudio.from_pretrained(init_dir)
+        if cfg.autoencoder is not None:
+            ae, _ = load_autoencoder(cfg.autoencoder)
+            self.tta.pretransform.model.load_state_dict(ae.state_dict())
+        self.tta.model.train().requires_grad_(True)
+        self.tta.conditioner.train().requires_grad_(True)  # projections / number embedders; text encoders stay frozen
+        self.tta.pretransform.eval().requires_grad_(False)
+        self.trainable = [p for p in list(self.tta.model.parameters()) + list(self.tta.conditioner.parameters())
+                          if p.requires_grad]
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.tta.config
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"dit": self.tta.model, "conditioner": self.tta.conditioner}
+
+    def ema_targets(self) -> dict[str, nn.Module]:
+        return self.modules()
+
+    def phases(self) -> list[Phase]:
+        return [Phase("diffusion", self.trainable, self.loss, self.cfg.optim)]
+
+    def noise_levels(self, u: torch.Tensor) -> torch.Tensor:
+        n = self.cfg.noise
+        if self.cfg.objective == "edm":
+            return edm_noise_levels(u, n.edm_p_mean, n.edm_p_std)
+        return sample_noise_levels(u, n.distribution, n.mean, n.std, objective=self.cfg.objective)
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        x0 = batch.data["latents"].to(self.tta.device)
+        cond = self.tta.conditioning(batch.data["caption"], batch.data["seconds_total"], batch.data["seconds_start"])
+        cond = cfg_dropout(cond, batch.rand(stream=2) < self.cfg.cfg_dropout)
+        noise = batch.randn(x0.shape[1:], stream=0, device=x0.device)
+        t = self.noise_levels(batch.rand(stream=1))
+        losses = diffusion_loss(self.tta.model, x0, noise, t, cond, self.cfg.objective, self.config.edm_sigma_data)
+        loss = losses.mean()
+        return loss, {"loss": float(loss.detach())}
+
+    def export(self, ema: dict[str, nn.Module], out_dir: Path) -> Path:
+        """A model directory (EMA weights) that TextToAudio.from_pretrained loads."""
+        model = copy.deepcopy(self.tta)
+        model.model.load_state_dict(ema["dit"].state_dict())
+        model.conditioner.load_state_dict(ema["conditioner"].state_dict())
+        model.save_pretrained(out_dir)
+        return out_dir
+
+    def evaluate(self, step: int, ema: dict[str, nn.Module], logger: RunLogger) -> dict[str, float]:
+        from prestissimo.evaluation.plots import spectrogram_grid
+
+        out = self.export(ema, self.run_dir / "model")
+        model = TextToAudio.from_pretrained(out)
+        e = self.cfg.eval
+        audio = model.generate(e.prompts, steps=e.steps, cfg_scale=e.cfg_scale, seed=e.seed)
+        samples = self.run_dir / "samples" / f"step_{step:08d}"
+        for i, clip in enumerate(audio):
+            model.save_wav(clip, samples / f"{i}.wav")
+            logger.audio(step, f"sample/{i}", clip, model.sample_rate)
+        png = spectrogram_grid([c.numpy() for c in audio], model.sample_rate, e.prompts, samples / "spectrograms.png")
+        logger.image(step, "spectrograms", png)
+        (samples / "prompts.json").write_text(json.dumps(e.prompts, indent=2))
+        return {}

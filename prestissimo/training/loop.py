@@ -1,0 +1,362 @@
+"""The one training loop: every trainer (autoencoder, base DiT, post-training methods) is a `TrainTask`
+that supplies networks, loss phases and evaluation; the loop does everything else.
+
+Per step: the global batch is drawn (deterministically from (seed, step): no sampler state to save),
+split over processes and accumulation micro-batches; each phase (one optimizer each, e.g. generator
+then discriminator) computes its loss per micro-batch under autocast, scales it by the micro-batch's
+share of the global batch and back-propagates; gradients are summed across processes, clipped and
+applied; EMA copies follow; logs, evaluations and atomic checkpoints happen on their schedule.
+Randomness inside losses comes from `Batch.generators()`: one generator per item, seeded by
+(seed, step, phase, global position), so a run gives the same numbers whatever the number of
+processes or accumulation steps, and after a resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from prestissimo.training import checkpoint as ckpt
+from prestissimo.training.config import LoopConfig, OptimizerConfig, to_dict
+from prestissimo.training.distributed import (DistInfo, all_reduce_sum, barrier, broadcast_parameters,
+                                              sum_gradients)
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """Losses stayed non-finite for too many consecutive steps; the last good checkpoint is intact."""
+
+
+@dataclass
+class Batch:
+    """A micro-batch: collated items plus where they sit in the global batch."""
+
+    data: dict[str, Any]
+    positions: list[int]  # global positions (0 .. batch_size-1) of these items
+    step: int
+    seed: int
+    weight: float  # share of the global batch: len(positions) / batch_size
+
+    def generators(self, phase: int = 0, device: str | torch.device = "cpu") -> list[torch.Generator]:
+        """One independent generator per item, fixed by (seed, step, phase, position)."""
+        gens = []
+        for pos in self.positions:
+            g = torch.Generator(device=device)
+            g.manual_seed(int(np.random.SeedSequence([self.seed, self.step, phase, pos]).generate_state(1)[0]))
+            gens.append(g)
+        return gens
+
+    def randn(self, shape_per_item: Sequence[int], phase: int = 0, stream: int = 0,
+              device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """[B, *shape] standard normal noise, item i drawn from its own generator."""
+        gens = self.generators(phase * 16 + stream)
+        return torch.stack([torch.randn(*shape_per_item, generator=g) for g in gens]).to(device=device, dtype=dtype)
+
+    def rand(self, phase: int = 0, stream: int = 1, device: str | torch.device = "cpu") -> torch.Tensor:
+        """[B] uniform(0, 1) numbers, one per item."""
+        gens = self.generators(phase * 16 + stream)
+        return torch.cat([torch.rand(1, generator=g) for g in gens]).to(device)
+
+
+LossFn = Callable[[Batch], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class Phase:
+    """One optimizer and the loss it minimises (a GAN has a generator phase and a discriminator phase)."""
+
+    name: str
+    parameters: list[nn.Parameter]
+    loss: LossFn
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    active: Callable[[int], bool] = lambda step: True
+
+
+class TrainTask(Protocol):
+    """What a trainer supplies. `modules` are checkpointed; `ema_targets` get EMA copies."""
+
+    def modules(self) -> dict[str, nn.Module]: ...
+
+    def phases(self) -> list[Phase]: ...
+
+    def ema_targets(self) -> dict[str, nn.Module]: ...
+
+    def evaluate(self, step: int, ema: dict[str, nn.Module], logger: "RunLogger") -> dict[str, float]: ...
+
+
+class Dataset(Protocol):
+    def __len__(self) -> int: ...
+
+    def get(self, index: int, rng: np.random.Generator) -> dict[str, Any] | None: ...
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> tuple[torch.optim.Optimizer, Any]:
+    cfg.validate()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+    def factor(step: int, total: list[int] = [0]) -> float:  # noqa: B006 - total filled in by the loop
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "cosine" and total[0] > cfg.warmup_steps:
+            progress = min(1.0, (step - cfg.warmup_steps) / (total[0] - cfg.warmup_steps))
+            return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return opt, (sched, factor)
+
+
+class RunLogger:
+    """TensorBoard (when installed) plus metrics.jsonl in the run directory; main process only."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.writer = None
+        self.jsonl = None
+        if not enabled:
+            return
+        self.jsonl = open(run_dir / "metrics.jsonl", "a")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        except ImportError:
+            log.warning("tensorboard is not installed: logging to metrics.jsonl only")
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"step": step, **values}) + "\n")
+        self.jsonl.flush()
+        if self.writer:
+            for k, v in values.items():
+                self.writer.add_scalar(k, v, step)
+
+    def audio(self, step: int, tag: str, clip: torch.Tensor, sample_rate: int) -> None:
+        if self.enabled and self.writer:
+            mono = clip.float().mean(dim=0) if clip.dim() == 2 else clip.float()
+            self.writer.add_audio(tag, mono.clamp(-1, 1).unsqueeze(0), step, sample_rate=sample_rate)
+
+    def image(self, step: int, tag: str, png_path: Path) -> None:
+        if self.enabled and self.writer:
+            import matplotlib.image as mpimg
+
+            img = mpimg.imread(str(png_path))[..., :3]
+            self.writer.add_image(tag, img, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.jsonl:
+            self.jsonl.close()
+        if self.writer:
+            self.writer.close()
+
+
+def global_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
+    """Dataset indices of global batch `step`: the data stream is a sequence of seeded permutations
+    (one per epoch), so batch `step` is known without replaying the ones before it."""
+    out = []
+    for j in range(batch_size):
+        pos = step * batch_size + j
+        epoch, within = divmod(pos, n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        out.append(int(perm[within]))
+    return out
+
+
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        e_params = list(ema.parameters())
+        m_params = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(e_params, m_params, 1.0 - decay)
+        for eb, mb in zip(ema.buffers(), model.buffers()):
+            eb.copy_(mb)
+
+
+class Trainer:
+    """Runs a TrainTask on a Dataset, writing everything into run_dir."""
+
+    def __init__(self, task: TrainTask, dataset: Dataset, loop: LoopConfig, run_dir: str | Path,
+                 run_config: dict[str, Any], dist_info: DistInfo | None = None, progress: bool = True):
+        self.task, self.dataset, self.cfg = task, dataset, loop
+        self.run_dir = Path(run_dir)
+        self.run_config = run_config
+        self.dist = dist_info or DistInfo()
+        self.progress = progress
+        loop.validate(self.dist.world_size)
+        if len(dataset) == 0:
+            raise ValueError("the dataset is empty")
+        self.modules = task.modules()
+        self.phases = task.phases()
+        self.optimizers = [build_optimizer(p.parameters, p.optimizer) for p in self.phases]
+        for _, (_, factor) in self.optimizers:
+            factor.__defaults__[0][0] = loop.max_steps  # total steps for cosine schedules
+        self.ema = {name: copy.deepcopy(m).requires_grad_(False).eval()
+                    for name, m in task.ema_targets().items()} if loop.ema_decay > 0 else {}
+        self.step = 0
+        self.skipped = 0
+
+    # -- state -------------------------------------------------------------------------------
+    def _checkpointed_modules(self) -> dict[str, nn.Module]:
+        return {**self.modules, **{f"ema_{k}": v for k, v in self.ema.items()}}
+
+    def _optim_state(self) -> dict[str, Any]:
+        return {p.name: {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+                for p, (opt, (sched, _)) in zip(self.phases, self.optimizers)}
+
+    def save(self) -> Path | None:
+        path = None
+        if self.dist.is_main:
+            meta = {"config": self.run_config, "skipped_steps": self.skipped}
+            path = ckpt.save_checkpoint(self.run_dir, self.step, self._checkpointed_modules(), self._optim_state(),
+                                        meta, keep=self.cfg.keep_checkpoints)
+        barrier(self.dist)
+        return path
+
+    def resume(self) -> bool:
+        """Continue from the latest checkpoint in run_dir; False when there is none."""
+        path = ckpt.latest_checkpoint(self.run_dir)
+        if path is None:
+            return False
+        optim_state, meta = ckpt.load_checkpoint(path, self._checkpointed_modules())
+        for p, (opt, (sched, _)) in zip(self.phases, self.optimizers):
+            if p.name not in optim_state:
+                raise ckpt.CheckpointError(f"{path}: no optimizer state for phase {p.name!r}")
+            opt.load_state_dict(optim_state[p.name]["optimizer"])
+            sched.load_state_dict(optim_state[p.name]["scheduler"])
+        self.step = int(meta["step"])
+        self.skipped = int(meta.get("skipped_steps", 0))
+        log.info("resumed from %s (step %d)", path, self.step)
+        return True
+
+    # -- data --------------------------------------------------------------------------------
+    def _micro_batches(self, step: int) -> list[Batch]:
+        cfg, world, rank = self.cfg, self.dist.world_size, self.dist.rank
+        indices = global_indices(step, cfg.batch_size, len(self.dataset), cfg.seed)
+        per_micro = cfg.batch_size // (world * cfg.grad_accum)
+        batches = []
+        for m in range(cfg.grad_accum):
+            start = (m * world + rank) * per_micro
+            positions = list(range(start, start + per_micro))
+            items, kept = [], []
+            for pos in positions:
+                epoch = (step * cfg.batch_size + pos) // len(self.dataset)
+                item = self.dataset.get(indices[pos], np.random.default_rng([cfg.seed, epoch, indices[pos]]))
+                if item is not None:
+                    items.append(item)
+                    kept.append(pos)
+            if items:
+                batches.append(Batch(self.dataset.collate(items), kept, step, cfg.seed, len(kept) / cfg.batch_size))
+        return batches
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _run_phase(self, index: int, phase: Phase, batches: list[Batch]) -> dict[str, float] | None:
+        opt, (sched, _) = self.optimizers[index]
+        opt.zero_grad(set_to_none=True)
+        logs: dict[str, float] = {}
+        finite = True
+        autocast = torch.autocast(device_type=torch.device(self.cfg.device).type, dtype=torch.bfloat16,
+                                  enabled=self.cfg.precision == "bf16")
+        for batch in batches:
+            with autocast:
+                loss, parts = phase.loss(batch)
+            if not torch.isfinite(loss):
+                finite = False
+                break
+            (loss.float() * batch.weight).backward()
+            for k, v in parts.items():
+                logs[f"{phase.name}/{k}"] = logs.get(f"{phase.name}/{k}", 0.0) + v * batch.weight
+        finite = all_reduce_sum(float(not finite), self.dist) == 0.0  # every process must agree to step
+        if not finite:
+            opt.zero_grad(set_to_none=True)
+            return None
+        sum_gradients(phase.parameters, self.dist)
+        params = [p for p in phase.parameters if p.grad is not None]
+        if phase.optimizer.grad_clip > 0 and params:
+            norm = torch.nn.utils.clip_grad_norm_(params, phase.optimizer.grad_clip)
+            if not torch.isfinite(norm):
+                opt.zero_grad(set_to_none=True)
+                return None
+            logs[f"{phase.name}/grad_norm"] = float(norm)
+        opt.step()
+        sched.step()
+        logs[f"{phase.name}/lr"] = opt.param_groups[0]["lr"]
+        # Logged losses are weighted by each micro-batch's share of the global batch: summing over
+        # processes gives the global-batch mean.
+        return {k: all_reduce_sum(v, self.dist) if not k.endswith(("grad_norm", "lr")) else v
+                for k, v in logs.items()}
+
+    def fit(self) -> None:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            (self.run_dir / "config.json").write_text(json.dumps(self.run_config, indent=2) + "\n")
+        broadcast_parameters(self._checkpointed_modules(), self.dist)
+        logger = RunLogger(self.run_dir, self.dist.is_main)
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="training", unit="step",
+                   disable=not (self.progress and self.dist.is_main))
+        bad_in_a_row = 0
+        window_start, window_steps = time.perf_counter(), 0
+        try:
+            while self.step < cfg.max_steps:
+                batches = self._micro_batches(self.step)
+                logs: dict[str, float] = {}
+                ok = True
+                for i, phase in enumerate(self.phases):
+                    if not phase.active(self.step):
+                        continue
+                    out = self._run_phase(i, phase, batches)
+                    if out is None:
+                        ok = False
+                        break
+                    logs.update(out)
+                if not ok:
+                    bad_in_a_row += 1
+                    self.skipped += 1
+                    log.warning("step %d: non-finite loss or gradient, update skipped (%d in a row)",
+                                self.step, bad_in_a_row)
+                    if bad_in_a_row >= cfg.max_bad_steps:
+                        raise TrainingDiverged(
+                            f"{bad_in_a_row} consecutive steps with non-finite losses at step {self.step}; "
+                            f"weights were not updated by them; last checkpoint: {ckpt.latest_checkpoint(self.run_dir)}")
+                else:
+                    bad_in_a_row = 0
+                    if self.ema:
+                        targets = self.task.ema_targets()
+                        for name, ema in self.ema.items():
+                            _ema_update(ema, targets[name], cfg.ema_decay)
+                self.step += 1
+                window_steps += 1
+                bar.update(1)
+                if logs and (self.step % cfg.log_every == 0 or self.step == 1):
+                    now = time.perf_counter()
+                    logs["steps_per_second"] = window_steps / max(now - window_start, 1e-9)
+                    window_start, window_steps = now, 0
+                    logger.scalars(self.step, logs)
+                    bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items() if "loss" in k})
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
+                    self.save()
+                if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.max_steps:
+                    if self.dist.is_main:
+                        scores = self.task.evaluate(self.step, self.ema or self.task.ema_targets(), logger)
+                        if scores:
+                            logger.scalars(self.step, {f"eval/{k}": v for k, v in scores.items()})
+                    barrier(self.dist)
+        finally:
+            bar.close()
+            logger.close()

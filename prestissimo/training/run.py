@@ -1,0 +1,46 @@
+"""Entry points behind `prestissimo train ...`: build the task and dataset from a config, resume if
+asked, train, export. Works the same under `torchrun --nproc-per-node N`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from prestissimo.training.config import to_dict
+from prestissimo.training.dit import DiTTask, DiTTrainConfig
+from prestissimo.training.distributed import init_distributed, shutdown_distributed
+from prestissimo.training.loop import Trainer
+
+log = logging.getLogger(__name__)
+
+
+class RunExists(ValueError):
+    """The run directory already has checkpoints and --resume was not given."""
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        raise RunExists(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+
+
+def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, resume: bool = False,
+              progress: bool = True) -> Path:
+    """Train a base DiT on a latent folder from `prestissimo encode`; returns the exported model dir."""
+    from prestissimo.data.latents import LatentDataset
+
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, resume)
+    info = init_distributed(cfg.loop.device)
+    try:
+        dataset = LatentDataset(latents)
+        task = DiTTask(cfg, run_dir, latent_scale=dataset.scale)
+        frames = task.config.latent_length
+        if dataset.frames != frames:
+            dataset.frames = frames
+        trainer = Trainer(task, dataset, cfg.loop, run_dir, to_dict(cfg), info, progress=progress)
+        if resume and not trainer.resume():
+            log.info("no checkpoint in %s yet: starting from step 0", run_dir)
+        trainer.fit()
+        return run_dir / "model"
+    finally:
+        shutdown_distributed()

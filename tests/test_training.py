@@ -1,0 +1,245 @@
+"""The training loop: exact resume after SIGKILL, 2-process gloo DDP = 1 process, NaN handling,
+robust datasets, objective invariants."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from prestissimo.data.datasets import AudioDataset, AudioSpec
+from prestissimo.data.manifest import read_manifest
+from prestissimo.models.denoiser import Conditioning, add_noise, edm_coefficients, edm_sigma
+from prestissimo.training.config import LoopConfig, OptimizerConfig
+from prestissimo.training.diffusion import cfg_dropout, diffusion_loss, sample_noise_levels
+from prestissimo.training.loop import Batch, Phase, Trainer, TrainingDiverged, global_indices
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+@pytest.fixture(scope="module")
+def latents(tmp_path_factory):
+    """A random tiny autoencoder and the latents of 8 synthbench clips (1 s, 8 kHz)."""
+    from prestissimo.data.latents import encode_dataset
+    from prestissimo.data.synthbench import SynthbenchSpec, make_synthbench
+    from prestissimo.models.autoencoder import OobleckAutoencoder
+    from prestissimo.models.autoencoder_io import save_autoencoder
+    from prestissimo.models.config import ModelConfig
+    from prestissimo.models.presets import preset
+
+    root = tmp_path_factory.mktemp("train")
+    manifest = make_synthbench(SynthbenchSpec(n=8, seed=4, seconds=1.0, sample_rate=8000), root / "data",
+                               workers=1, progress=False)
+    cfg = ModelConfig.from_dict(preset("tiny"))
+    torch.manual_seed(0)
+    ae = OobleckAutoencoder(cfg.autoencoder)
+    save_autoencoder(ae, cfg.sample_rate, cfg.sample_size, root / "ae")
+    encode_dataset(ae, cfg.sample_rate, read_manifest(manifest), root / "latents", 1.0, progress=False)
+    config = {"model": "tiny", "autoencoder": str(root / "ae"),
+              "loop": {"max_steps": 12, "batch_size": 4, "checkpoint_every": 4, "log_every": 1, "ema_decay": 0.9},
+              "eval": {"prompts": ["a low sine note"], "steps": 2}}
+    (root / "config.json").write_text(json.dumps(config))
+    return root
+
+
+def _train(root: Path, out: Path, *extra: str, launcher: list[str] | None = None) -> subprocess.Popen:
+    cmd = (launcher or [sys.executable, "-m", "prestissimo.serve.cli"]) + [
+        "train", "dit", "--config", str(root / "config.json"), "--data", str(root / "latents"), "--out", str(out),
+        "--quiet", *extra]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "checkpoints" / "step_00000012" / "modules.safetensors"))
+
+
+@pytest.mark.slow
+def test_sigkill_between_checkpoints_then_resume_gives_the_same_weights(latents, tmp_path):
+    straight = _train(latents, tmp_path / "straight")
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+
+    victim = _train(latents, tmp_path / "killed")
+    latest = tmp_path / "killed" / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (latest.exists() and latest.read_text().strip() == "step_00000004"):
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    last = latest.read_text().strip()
+    assert last in ("step_00000004", "step_00000008"), last  # killed mid-run, after the first checkpoint
+    assert not (tmp_path / "killed" / "checkpoints" / "step_00000012").exists()
+
+    refused = _train(latents, tmp_path / "killed")
+    assert refused.wait(timeout=120) == 2 and "--resume" in refused.stderr.read()
+    resumed = _train(latents, tmp_path / "killed", "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    a, b = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    from prestissimo.pipeline import TextToAudio
+
+    model = TextToAudio.from_pretrained(tmp_path / "killed" / "model")
+    assert model.config.objective == "rectified_flow"
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(latents, tmp_path):
+    one = _train(latents, tmp_path / "one")
+    assert one.wait(timeout=300) == 0, one.stderr.read()
+    two = _train(latents, tmp_path / "two", launcher=[sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                      "--nproc-per-node", "2", "-m", "prestissimo.serve.cli"])
+    assert two.wait(timeout=300) == 0, two.stderr.read()
+
+    def losses(run: Path) -> list[float]:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [r["diffusion/loss"] for r in rows if "diffusion/loss" in r]
+
+    assert len(losses(tmp_path / "one")) == 12
+    np.testing.assert_allclose(losses(tmp_path / "two"), losses(tmp_path / "one"), rtol=1e-4, atol=1e-5)
+    a, b = _final_weights(tmp_path / "one"), _final_weights(tmp_path / "two")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+class _ToyData:
+    def __init__(self, n: int = 10):
+        self.x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def get(self, index, rng):
+        return {"x": self.x[index]}
+
+    @staticmethod
+    def collate(items):
+        return {"x": torch.stack([i["x"] for i in items])}
+
+
+class _ToyTask:
+    """Linear regression whose loss turns NaN from step `nan_from` on."""
+
+    def __init__(self, nan_from: int = 10**9):
+        self.net = torch.nn.Linear(3, 1)
+        self.nan_from = nan_from
+
+    def modules(self):
+        return {"net": self.net}
+
+    def ema_targets(self):
+        return {"net": self.net}
+
+    def phases(self):
+        return [Phase("fit", list(self.net.parameters()), self.loss, OptimizerConfig(lr=1e-2))]
+
+    def loss(self, batch: Batch):
+        pred = self.net(batch.data["x"]).squeeze(-1)
+        loss = ((pred - batch.data["x"].sum(-1)) ** 2).mean()
+        if batch.step >= self.nan_from:
+            loss = loss * float("nan")
+        return loss, {"loss": float(loss.detach())}
+
+    def evaluate(self, step, ema, logger):
+        return {}
+
+
+def test_nan_losses_skip_updates_then_stop_the_run_with_weights_untouched(tmp_path):
+    task = _ToyTask(nan_from=5)
+    loop = LoopConfig(max_steps=50, batch_size=2, checkpoint_every=5, max_bad_steps=3, ema_decay=0.0)
+    trainer = Trainer(task, _ToyData(), loop, tmp_path, {}, progress=False)
+    with pytest.raises(TrainingDiverged, match="3 consecutive steps"):
+        trainer.fit()
+    weights = load_file(str(tmp_path / "checkpoints" / "step_00000005" / "modules.safetensors"))
+    assert torch.equal(weights["net.weight"], task.net.weight.detach())  # the NaN steps changed nothing
+    assert trainer.skipped == 3
+
+
+def test_gradient_accumulation_equals_the_full_batch(tmp_path):
+    results = []
+    for accum in (1, 2):
+        torch.manual_seed(0)
+        task = _ToyTask()
+        loop = LoopConfig(max_steps=6, batch_size=4, grad_accum=accum, checkpoint_every=100, ema_decay=0.0)
+        Trainer(task, _ToyData(), loop, tmp_path / str(accum), {}, progress=False).fit()
+        results.append(task.net.weight.detach().clone())
+    torch.testing.assert_close(results[0], results[1], rtol=1e-6, atol=1e-7)
+
+
+def test_batch_noise_depends_on_position_not_on_the_split():
+    whole = Batch({}, [0, 1, 2, 3], step=7, seed=1, weight=1.0).randn((2, 5))
+    half = Batch({}, [2, 3], step=7, seed=1, weight=0.5).randn((2, 5))
+    assert torch.equal(whole[2:], half)
+
+
+def test_the_data_stream_visits_every_item_once_per_epoch():
+    seen = [i for step in range(5) for i in global_indices(step, 4, 10, seed=3)]
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
+
+
+def test_corrupt_silent_and_short_files_are_skipped_and_counted(tmp_path):
+    sr = 8000
+    rows = []
+    for name, audio in [("good", 0.3 * np.sin(np.arange(sr) * 0.1)), ("silent", np.zeros(sr)),
+                        ("short", 0.3 * np.ones(100))]:
+        sf.write(tmp_path / f"{name}.wav", audio, sr)
+        rows.append({"path": f"{name}.wav", "caption": name})
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF....garbage")
+    rows.append({"path": "corrupt.wav", "caption": "corrupt"})
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    data = AudioDataset(read_manifest(tmp_path / "m.jsonl"), AudioSpec(sr, 2, 0.5))
+    assert len(data) == 2 and data.skipped == {"unreadable": 1, "too short": 1}
+    items = [data.get(i, np.random.default_rng(0)) for i in range(len(data))]
+    assert items[1] is None and data.skipped["silent"] == 1
+    assert items[0]["audio"].shape == (2, 4000)
+
+
+def test_noise_level_distributions_respect_their_ranges():
+    u = torch.linspace(0.001, 0.999, 999)
+    t = sample_noise_levels(u, "truncated_logit_normal", t_min=0.2, t_max=0.9)
+    assert t.min() >= 0.2 and t.max() <= 0.9 and torch.all(t[1:] >= t[:-1])
+    assert torch.allclose(sample_noise_levels(u, "uniform"), u)
+    lam = sample_noise_levels(u, "logsnr_uniform", logsnr_range=(-6, 2))
+    assert lam.min() > 0 and lam.max() < 1
+    assert abs(float(sample_noise_levels(torch.tensor([0.5]), "logit_normal")) - 0.5) < 1e-6
+
+
+def test_an_oracle_velocity_has_zero_rectified_flow_loss():
+    x0, noise = torch.randn(3, 4, 8), torch.randn(3, 4, 8)
+    t = torch.tensor([0.1, 0.5, 0.9])
+
+    class Oracle(torch.nn.Module):
+        def velocity(self, x_t, t, cond):
+            return noise - x0
+
+    cond = Conditioning(context=None, global_cond=torch.zeros(3, 1))
+    assert torch.allclose(diffusion_loss(Oracle(), x0, noise, t, cond, "rectified_flow"), torch.zeros(3))
+    assert torch.allclose(add_noise(x0, noise, t, "rectified_flow")[1], 0.5 * x0[1] + 0.5 * noise[1])
+
+
+def test_edm_preconditioning_identities():
+    sigma = torch.tensor([0.01, 0.5, 10.0])
+    c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, 0.5)
+    # Karras et al. eq. 7: unit-variance training target and input
+    assert torch.allclose(c_in**2 * (sigma**2 + 0.25), torch.ones(3))
+    assert torch.allclose(c_skip * (sigma**2 + 0.25), torch.full((3,), 0.25))
+    assert torch.allclose(c_out**2, c_skip * sigma**2)
+    assert torch.allclose(c_noise, sigma.log() / 4)
+    assert torch.allclose(edm_sigma(torch.atan(sigma) * 2 / torch.pi), sigma, rtol=1e-5)
+
+
+def test_cfg_dropout_zeroes_only_the_dropped_contexts():
+    cond = Conditioning(context=torch.ones(3, 2, 4), global_cond=torch.ones(3, 5))
+    out = cfg_dropout(cond, torch.tensor([False, True, False]))
+    assert out.context[1].abs().sum() == 0 and out.context[0].abs().sum() == 8
+    assert torch.equal(out.global_cond, cond.global_cond)
