@@ -95,9 +95,15 @@ class AudioDataset:
             return None
         audio = fit_channels(resample(audio, sr, self.spec.sample_rate), self.spec.channels)
         total = audio.shape[-1] / self.spec.sample_rate
-        clip, start = crop_or_pad(audio, self.spec.length, rng if self.random_crop else None)
-        if np.abs(clip).max() < SILENCE_PEAK:
+        if np.abs(audio).max() < SILENCE_PEAK:
             self._skip("silent", entry)
+            return None
+        for _ in range(4):  # a random crop can land in a pause: draw again rather than train on silence
+            clip, start = crop_or_pad(audio, self.spec.length, rng if self.random_crop else None)
+            if np.abs(clip).max() >= SILENCE_PEAK:
+                break
+        else:
+            self._skip("silent crop", entry)
             return None
         return {"audio": torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)), "caption": entry.caption,
                 "seconds_start": start / self.spec.sample_rate, "seconds_total": min(total, self.spec.seconds)}

@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--quiet", action="store_true")
 
     t = sub.add_parser("train", help="train an autoencoder or a base DiT (resumable; torchrun for several processes)")
-    t.add_argument("what", choices=["dit"], help="what to train")
+    t.add_argument("what", choices=["autoencoder", "dit"], help="what to train")
     t.add_argument("--config", type=Path, default=None, help="JSON config (defaults: the dataclass defaults)")
-    t.add_argument("--data", type=Path, required=True, help="latent folder from `prestissimo encode`")
+    t.add_argument("--data", type=Path, required=True,
+                   help="autoencoder: a manifest (.jsonl / .csv); dit: a latent folder from `prestissimo encode`")
     t.add_argument("--out", type=Path, required=True, help="run directory: checkpoints, logs, exported model")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--quiet", action="store_true")
@@ -451,12 +452,17 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..training.autoencoder import AETrainConfig
     from ..training.config import load_config
     from ..training.dit import DiTTrainConfig
-    from ..training.run import train_dit
+    from ..training.run import train_autoencoder, train_dit
 
-    cfg = load_config(DiTTrainConfig, args.config)
-    model_dir = train_dit(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet)
+    if args.what == "autoencoder":
+        model_dir = train_autoencoder(load_config(AETrainConfig, args.config), args.data, args.out,
+                                      resume=args.resume, progress=not args.quiet)
+    else:
+        model_dir = train_dit(load_config(DiTTrainConfig, args.config), args.data, args.out, resume=args.resume,
+                              progress=not args.quiet)
     print(model_dir)
     return 0
 

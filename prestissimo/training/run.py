@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from prestissimo.training.autoencoder import AETrainConfig, AutoencoderTask
 from prestissimo.training.config import to_dict
 from prestissimo.training.dit import DiTTask, DiTTrainConfig
 from prestissimo.training.distributed import init_distributed, shutdown_distributed
@@ -21,6 +22,41 @@ class RunExists(ValueError):
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
     if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise RunExists(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+
+
+def train_autoencoder(cfg: AETrainConfig, manifest: str | Path, run_dir: str | Path, resume: bool = False,
+                      progress: bool = True) -> Path:
+    """Train an Oobleck autoencoder on a manifest's audio; returns the exported autoencoder dir."""
+    import torch
+
+    from prestissimo.data.datasets import AudioDataset, AudioSpec
+    from prestissimo.data.manifest import read_manifest
+
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, resume)
+    info = init_distributed(cfg.loop.device)
+    try:
+        ae_cfg, sample_rate = cfg.architecture()
+        task = AutoencoderTask(cfg, run_dir)
+        entries = read_manifest(manifest)
+        spec = AudioSpec(sample_rate, cfg.audio_channels, task.crop_samples / sample_rate)
+        dataset = AudioDataset(entries, spec, random_crop=True)
+        if len(dataset) == 0:
+            raise ValueError(f"no usable audio in {manifest} (skipped: {dict(dataset.skipped)})")
+        eval_set = AudioDataset(entries[: cfg.eval_clips], AudioSpec(sample_rate, cfg.audio_channels, 2.0),
+                                random_crop=False)
+        items = [eval_set.get(i, None) for i in range(len(eval_set))]
+        items = [i for i in items if i is not None]
+        task.eval_audio = torch.stack([i["audio"] for i in items]) if items else None
+        trainer = Trainer(task, dataset, cfg.loop, run_dir, to_dict(cfg), info, progress=progress)
+        if resume and not trainer.resume():
+            log.info("no checkpoint in %s yet: starting from step 0", run_dir)
+        trainer.fit()
+        if dataset.skipped:
+            log.warning("skipped during training: %s", dict(dataset.skipped))
+        return run_dir / "model"
+    finally:
+        shutdown_distributed()
 
 
 def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, resume: bool = False,

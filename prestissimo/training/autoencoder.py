@@ -1,0 +1,249 @@
+"""Oobleck autoencoder training: multi-resolution STFT reconstruction, KL, and (after a warm-up)
+hinge adversarial + feature-matching terms from a multi-scale STFT discriminator."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prestissimo.models.autoencoder import OobleckAutoencoder
+from prestissimo.models.autoencoder_io import save_autoencoder
+from prestissimo.models.config import AutoencoderConfig
+from prestissimo.training.config import LoopConfig, OptimizerConfig
+from prestissimo.training.loop import Batch, Phase, RunLogger
+
+#: Architectures from test size to Stable Audio Open's released VAE.
+AUTOENCODER_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"channels": 16, "c_mults": [1, 2], "strides": [2, 4], "latent_dim": 8, "sample_rate": 8000},
+    "small": {"channels": 32, "c_mults": [1, 2, 4, 8], "strides": [2, 4, 4, 8], "latent_dim": 32, "sample_rate": 16000},
+    "sao": {"channels": 128, "c_mults": [1, 2, 4, 8, 16], "strides": [2, 4, 4, 8, 8], "latent_dim": 64,
+            "sample_rate": 44100},
+}
+
+
+@dataclass
+class LossWeights:
+    """stable-audio-tools' Oobleck recipe: mrstft 1, KL 1e-4, adversarial 0.1, feature matching 5."""
+
+    mrstft: float = 1.0
+    kl: float = 1e-4
+    adversarial: float = 0.1
+    feature_matching: float = 5.0
+
+
+@dataclass
+class AETrainConfig:
+    preset: str = "tiny"
+    audio_channels: int = 2
+    overrides: dict[str, Any] = field(default_factory=dict)  # any AUTOENCODER_PRESETS key
+    seconds: float = 0.5  # training crop
+    weights: LossWeights = field(default_factory=LossWeights)
+    stft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128, 64])
+    disc_stft_sizes: list[int] = field(default_factory=lambda: [1024, 512, 256])
+    disc_channels: int = 32
+    adversarial_start: int = 2000  # steps of reconstruction-only warm-up before the GAN terms
+    eval_clips: int = 4
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(ema_decay=0.0))
+    optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-4, betas=(0.8, 0.99)))
+    disc_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-4, betas=(0.8, 0.99)))
+
+    def architecture(self) -> tuple[AutoencoderConfig, int]:
+        if self.preset not in AUTOENCODER_PRESETS:
+            raise ValueError(f"unknown autoencoder preset {self.preset!r} (choose from {sorted(AUTOENCODER_PRESETS)})")
+        spec = {**AUTOENCODER_PRESETS[self.preset], **self.overrides}
+        unknown = sorted(set(spec) - set(AUTOENCODER_PRESETS["tiny"]))
+        if unknown:
+            raise ValueError(f"unknown autoencoder overrides {unknown}")
+        sample_rate = int(spec.pop("sample_rate"))
+        return AutoencoderConfig(audio_channels=self.audio_channels, bottleneck="vae", **spec), sample_rate
+
+
+def stft_magnitude(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """|STFT| of [B, T] with a Hann window and hop n_fft / 4 (float32 for stable gradients)."""
+    window = torch.hann_window(n_fft, device=x.device)
+    spec = torch.stft(x.float(), n_fft, n_fft // 4, window=window, return_complex=True)
+    return spec.abs().clamp_min(1e-7)
+
+
+def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Mean over resolutions of spectral convergence + log-magnitude L1, on the mid (L+R) and side
+    (L-R) signals of stereo audio (the sum-and-difference loss of stable-audio-tools), per channel
+    for mono. Resolutions longer than the clip are skipped."""
+    if pred.shape[1] == 2:
+        pairs = [(pred[:, 0] + pred[:, 1], target[:, 0] + target[:, 1]),
+                 (pred[:, 0] - pred[:, 1], target[:, 0] - target[:, 1])]
+    else:
+        pairs = [(pred[:, c], target[:, c]) for c in range(pred.shape[1])]
+    total, count = pred.new_zeros(()), 0
+    for n_fft in sizes:
+        if n_fft > pred.shape[-1]:
+            continue
+        for p, t in pairs:
+            mp, mt = stft_magnitude(p, n_fft), stft_magnitude(t, n_fft)
+            convergence = torch.linalg.norm(mt - mp) / torch.linalg.norm(mt).clamp_min(1e-7)
+            total = total + convergence + F.l1_loss(mp.log(), mt.log())
+            count += 1
+    if count == 0:
+        raise ValueError(f"clip of {pred.shape[-1]} samples is shorter than every STFT size {sizes}")
+    return total / count
+
+
+def kl_divergence(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2) || N(0, 1)), averaged over elements."""
+    var = std**2
+    return 0.5 * (mean**2 + var - var.log() - 1).mean()
+
+
+class STFTDiscriminator(nn.Module):
+    """One scale: 2D convolutions over the complex STFT (real/imag of each channel as inputs)."""
+
+    def __init__(self, audio_channels: int, n_fft: int, channels: int = 32):
+        super().__init__()
+        self.n_fft = n_fft
+        c = channels
+        norm = nn.utils.parametrizations.weight_norm
+        self.convs = nn.ModuleList([
+            norm(nn.Conv2d(2 * audio_channels, c, (3, 9), padding=(1, 4))),
+            norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(1, 1), padding=(1, 4))),
+            norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(2, 1), padding=(2, 4))),
+            norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(4, 1), padding=(4, 4))),
+            norm(nn.Conv2d(c, c, (3, 3), padding=(1, 1))),
+        ])
+        self.out = norm(nn.Conv2d(c, 1, (3, 3), padding=(1, 1)))
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        b, ch, t = audio.shape
+        window = torch.hann_window(self.n_fft, device=audio.device)
+        spec = torch.stft(audio.reshape(b * ch, t).float(), self.n_fft, self.n_fft // 4, window=window,
+                          return_complex=True)
+        x = torch.view_as_real(spec).reshape(b, ch, *spec.shape[1:], 2)
+        x = x.permute(0, 1, 4, 3, 2).reshape(b, 2 * ch, spec.shape[2], spec.shape[1])  # [B, 2C, time, freq]
+        features = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.2)
+            features.append(x)
+        return self.out(x), features
+
+
+class MultiScaleSTFTDiscriminator(nn.Module):
+    def __init__(self, audio_channels: int, sizes: list[int], channels: int = 32):
+        super().__init__()
+        self.scales = nn.ModuleList([STFTDiscriminator(audio_channels, n, channels) for n in sizes])
+
+    def forward(self, audio: torch.Tensor) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+        return [d(audio) for d in self.scales if d.n_fft <= audio.shape[-1]]
+
+
+def hinge_discriminator_loss(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
+    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake)) / len(real)
+
+
+def hinge_generator_loss(fake: list[torch.Tensor]) -> torch.Tensor:
+    return sum(F.relu(1 - f).mean() for f in fake) / len(fake)
+
+
+def feature_matching_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
+    """L1 between discriminator features of real and reconstructed audio, relative to the real
+    features' scale, averaged over layers and scales."""
+    terms = [F.l1_loss(f, r.detach()) / r.detach().abs().mean().clamp_min(1e-5)
+             for rs, fs in zip(real, fake) for r, f in zip(rs, fs)]
+    return sum(terms) / len(terms)
+
+
+class AutoencoderTask:
+    def __init__(self, cfg: AETrainConfig, run_dir: Path, eval_audio: torch.Tensor | None = None):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        ae_cfg, self.sample_rate = cfg.architecture()
+        torch.manual_seed(cfg.loop.seed)
+        self.ae = OobleckAutoencoder(ae_cfg)
+        self.disc = MultiScaleSTFTDiscriminator(cfg.audio_channels, cfg.disc_stft_sizes, cfg.disc_channels)
+        self.eval_audio = eval_audio
+
+    @property
+    def crop_samples(self) -> int:
+        ratio = self.ae.downsampling_ratio
+        return max(ratio, int(round(self.cfg.seconds * self.sample_rate)) // ratio * ratio)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"autoencoder": self.ae, "discriminator": self.disc}
+
+    def ema_targets(self) -> dict[str, nn.Module]:
+        return {"autoencoder": self.ae}
+
+    def adversarial(self, step: int) -> bool:
+        return step >= self.cfg.adversarial_start
+
+    def phases(self) -> list[Phase]:
+        return [Phase("autoencoder", list(self.ae.parameters()), self.generator_loss, self.cfg.optim),
+                Phase("discriminator", list(self.disc.parameters()), self.discriminator_loss, self.cfg.disc_optim,
+                      active=self.adversarial)]
+
+    def reconstruct(self, audio: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.ae.encoder(audio)
+        mean, scale = h.chunk(2, dim=1)
+        std = F.softplus(scale) + 1e-4
+        z = mean + std * batch.randn(mean.shape[1:], device=mean.device, dtype=mean.dtype)
+        return self.ae.decoder(z), mean, std
+
+    def generator_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        w = self.cfg.weights
+        audio = batch.data["audio"]
+        recon, mean, std = self.reconstruct(audio, batch)
+        mrstft = multi_resolution_stft_loss(recon, audio, self.cfg.stft_sizes)
+        kl = kl_divergence(mean, std)
+        loss = w.mrstft * mrstft + w.kl * kl
+        logs = {"mrstft": float(mrstft.detach()), "kl": float(kl.detach())}
+        if self.adversarial(batch.step):
+            self.disc.requires_grad_(False)
+            fake = self.disc(recon)
+            with torch.no_grad():
+                real = self.disc(audio)
+            self.disc.requires_grad_(True)
+            adv = hinge_generator_loss([f[0] for f in fake])
+            fm = feature_matching_loss([r[1] for r in real], [f[1] for f in fake])
+            loss = loss + w.adversarial * adv + w.feature_matching * fm
+            logs.update(adversarial=float(adv.detach()), feature_matching=float(fm.detach()))
+        logs["loss"] = float(loss.detach())
+        return loss, logs
+
+    def discriminator_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        audio = batch.data["audio"]
+        with torch.no_grad():
+            recon, _, _ = self.reconstruct(audio, batch)  # the same draw as the generator phase
+        loss = hinge_discriminator_loss([r[0] for r in self.disc(audio)], [f[0] for f in self.disc(recon)])
+        return loss, {"loss": float(loss.detach())}
+
+    def export(self, ema: dict[str, nn.Module], out_dir: Path) -> Path:
+        model = copy.deepcopy(ema.get("autoencoder", self.ae)).eval()
+        return save_autoencoder(model, self.sample_rate, self.crop_samples, out_dir)
+
+    @torch.no_grad()
+    def evaluate(self, step: int, ema: dict[str, nn.Module], logger: RunLogger) -> dict[str, float]:
+        from prestissimo.evaluation.plots import spectrogram_grid
+
+        out = self.export(ema, self.run_dir / "model")
+        if self.eval_audio is None:
+            return {}
+        model = ema.get("autoencoder", self.ae)
+        was_training = model.training
+        model.eval()
+        ratio = model.downsampling_ratio
+        audio = self.eval_audio[..., : self.eval_audio.shape[-1] // ratio * ratio]
+        recon = model.decode(model.encode(audio))
+        model.train(was_training)
+        score = float(multi_resolution_stft_loss(recon, audio, self.cfg.stft_sizes))
+        clips, titles = [], []
+        for i, (a, r) in enumerate(zip(audio, recon)):
+            clips += [a.numpy(), r.numpy()]
+            titles += [f"clip {i}: original", f"clip {i}: reconstruction"]
+            logger.audio(step, f"reconstruction/{i}", r, self.sample_rate)
+        png = spectrogram_grid(clips, self.sample_rate, titles, out / "reconstructions.png", columns=2)
+        logger.image(step, "reconstructions", png)
+        return {"mrstft": score}
