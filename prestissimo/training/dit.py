@@ -95,13 +95,15 @@ class DiTTask:
         self.cfg = cfg
         self.run_dir = run_dir
         model_config = build_model_config(cfg, latent_scale)
-        init_dir = run_dir / "init"
+        init_dir = run_dir / "init"  # the untrained model (with the trained autoencoder): the baseline
         if not (init_dir / "model_config.json").is_file():
             create_random_model(model_config, init_dir, seed=cfg.loop.seed)
+            if cfg.autoencoder is not None:
+                model = TextToAudio.from_pretrained(init_dir)
+                ae, _ = load_autoencoder(cfg.autoencoder)
+                model.pretransform.model.load_state_dict(ae.state_dict())
+                model.save_pretrained(init_dir)
         self.tta = TextToAudio.from_pretrained(init_dir)
-        if cfg.autoencoder is not None:
-            ae, _ = load_autoencoder(cfg.autoencoder)
-            self.tta.pretransform.model.load_state_dict(ae.state_dict())
         self.tta.model.train().requires_grad_(True)
         self.tta.conditioner.train().requires_grad_(True)  # projections / number embedders; text encoders stay frozen
         self.tta.pretransform.eval().requires_grad_(False)
