@@ -205,6 +205,18 @@ def test_gradient_accumulation_equals_the_full_batch(tmp_path):
     torch.testing.assert_close(results[0], results[1], rtol=1e-6, atol=1e-7)
 
 
+def test_bf16_autocast_trains(tmp_path):
+    torch.manual_seed(0)
+    task = _ToyTask()
+    loop = LoopConfig(max_steps=150, batch_size=4, precision="bf16", checkpoint_every=150, ema_decay=0.5, log_every=1)
+    Trainer(task, _ToyData(), loop, tmp_path, {}, progress=False).fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["fit/loss"] for r in rows if "fit/loss" in r]
+    assert losses[-1] < 0.5 * losses[0]
+    ema = load_file(str(tmp_path / "checkpoints" / "step_00000150" / "modules.safetensors"))["ema_net.weight"]
+    assert not torch.equal(ema, task.net.weight.detach())  # the EMA copy lags the weights
+
+
 def test_batch_noise_depends_on_position_not_on_the_split():
     whole = Batch({}, [0, 1, 2, 3], step=7, seed=1, weight=1.0).randn((2, 5))
     half = Batch({}, [2, 3], step=7, seed=1, weight=0.5).randn((2, 5))

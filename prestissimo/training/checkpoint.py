@@ -10,6 +10,7 @@ is replaced atomically, so a run killed at any instant resumes from the last com
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import random
@@ -39,13 +40,7 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
-    random.setstate(_literal_tuple(state["python"]))
-
-
-def _literal_tuple(text: str) -> tuple:
-    import ast
-
-    return ast.literal_eval(text)
+    random.setstate(ast.literal_eval(state["python"]))
 
 
 def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.Module],

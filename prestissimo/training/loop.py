@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from prestissimo.training import checkpoint as ckpt
-from prestissimo.training.config import LoopConfig, OptimizerConfig, to_dict
+from prestissimo.training.config import LoopConfig, OptimizerConfig
 from prestissimo.training.distributed import (DistInfo, all_reduce_sum, barrier, broadcast_parameters,
                                               sum_gradients)
 
@@ -104,20 +104,21 @@ class Dataset(Protocol):
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]: ...
 
 
-def build_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> tuple[torch.optim.Optimizer, Any]:
+def lr_factor(step: int, cfg: OptimizerConfig, total_steps: int) -> float:
+    """Multiplier of the base learning rate: linear warm-up, then constant or cosine decay."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "cosine" and total_steps > cfg.warmup_steps:
+        progress = min(1.0, (step - cfg.warmup_steps) / (total_steps - cfg.warmup_steps))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig,
+                    total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     cfg.validate()
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-
-    def factor(step: int, total: list[int] = [0]) -> float:  # noqa: B006 - total filled in by the loop
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        if cfg.schedule == "cosine" and total[0] > cfg.warmup_steps:
-            progress = min(1.0, (step - cfg.warmup_steps) / (total[0] - cfg.warmup_steps))
-            return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-        return 1.0
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    return opt, (sched, factor)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg, total_steps))
 
 
 class RunLogger:
@@ -201,9 +202,7 @@ class Trainer:
             raise ValueError("the dataset is empty")
         self.modules = task.modules()
         self.phases = task.phases()
-        self.optimizers = [build_optimizer(p.parameters, p.optimizer) for p in self.phases]
-        for _, (_, factor) in self.optimizers:
-            factor.__defaults__[0][0] = loop.max_steps  # total steps for cosine schedules
+        self.optimizers = [build_optimizer(p.parameters, p.optimizer, loop.max_steps) for p in self.phases]
         self.ema = {name: copy.deepcopy(m).requires_grad_(False).eval()
                     for name, m in task.ema_targets().items()} if loop.ema_decay > 0 else {}
         self.step = 0
@@ -215,7 +214,7 @@ class Trainer:
 
     def _optim_state(self) -> dict[str, Any]:
         return {p.name: {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
-                for p, (opt, (sched, _)) in zip(self.phases, self.optimizers)}
+                for p, (opt, sched) in zip(self.phases, self.optimizers)}
 
     def save(self) -> Path | None:
         path = None
@@ -232,7 +231,7 @@ class Trainer:
         if path is None:
             return False
         optim_state, meta = ckpt.load_checkpoint(path, self._checkpointed_modules())
-        for p, (opt, (sched, _)) in zip(self.phases, self.optimizers):
+        for p, (opt, sched) in zip(self.phases, self.optimizers):
             if p.name not in optim_state:
                 raise ckpt.CheckpointError(f"{path}: no optimizer state for phase {p.name!r}")
             opt.load_state_dict(optim_state[p.name]["optimizer"])
@@ -264,7 +263,7 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def _run_phase(self, index: int, phase: Phase, batches: list[Batch]) -> dict[str, float] | None:
-        opt, (sched, _) = self.optimizers[index]
+        opt, sched = self.optimizers[index]
         opt.zero_grad(set_to_none=True)
         logs: dict[str, float] = {}
         finite = True
