@@ -488,6 +488,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("prestissimo: interrupted\n")
         return 130
+    except RuntimeError as e:  # a run that failed on its own (diverged training, unreadable checkpoint)
+        from ..training.checkpoint import CheckpointError
+        from ..training.loop import TrainingDiverged
+
+        if isinstance(e, (TrainingDiverged, CheckpointError)):
+            sys.stderr.write(f"prestissimo: error: {e}\n")
+            return 1
+        raise
 
 
 if __name__ == "__main__":

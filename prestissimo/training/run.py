@@ -36,7 +36,7 @@ def train_autoencoder(cfg: AETrainConfig, manifest: str | Path, run_dir: str | P
     _check_run_dir(run_dir, resume)
     info = init_distributed(cfg.loop.device)
     try:
-        ae_cfg, sample_rate = cfg.architecture()
+        _, sample_rate = cfg.architecture()
         task = AutoencoderTask(cfg, run_dir)
         entries = read_manifest(manifest)
         spec = AudioSpec(sample_rate, cfg.audio_channels, task.crop_samples / sample_rate)
@@ -70,9 +70,7 @@ def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, res
     try:
         dataset = LatentDataset(latents)
         task = DiTTask(cfg, run_dir, latent_scale=dataset.scale)
-        frames = task.config.latent_length
-        if dataset.frames != frames:
-            dataset.frames = frames
+        dataset.frames = task.config.latent_length  # crop the cached latents to the model's window
         trainer = Trainer(task, dataset, cfg.loop, run_dir, to_dict(cfg), info, progress=progress)
         if resume and not trainer.resume():
             log.info("no checkpoint in %s yet: starting from step 0", run_dir)
