@@ -87,22 +87,27 @@ def build_model_config(cfg: DiTTrainConfig, latent_scale: float | None = None) -
     return d
 
 
+def prepare_init_dir(cfg: DiTTrainConfig, run_dir: Path, latent_scale: float | None = None) -> Path:
+    """RUN/init: the untrained model with the trained autoencoder (the evaluation baseline and the
+    starting point). Written once, by one process, before training starts."""
+    init_dir = run_dir / "init"
+    if not (init_dir / "model.safetensors").is_file():
+        create_random_model(build_model_config(cfg, latent_scale), init_dir, seed=cfg.loop.seed)
+        if cfg.autoencoder is not None:
+            model = TextToAudio.from_pretrained(init_dir)
+            ae, _ = load_autoencoder(cfg.autoencoder)
+            model.pretransform.model.load_state_dict(ae.state_dict())
+            model.save_pretrained(init_dir)
+    return init_dir
+
+
 class DiTTask:
     """Train the DiT (and the conditioners' trainable projections) of a TextToAudio on latents."""
 
-    def __init__(self, cfg: DiTTrainConfig, run_dir: Path, latent_scale: float | None = None):
+    def __init__(self, cfg: DiTTrainConfig, run_dir: Path, init_dir: Path):
         cfg.validate()
         self.cfg = cfg
         self.run_dir = run_dir
-        model_config = build_model_config(cfg, latent_scale)
-        init_dir = run_dir / "init"  # the untrained model (with the trained autoencoder): the baseline
-        if not (init_dir / "model_config.json").is_file():
-            create_random_model(model_config, init_dir, seed=cfg.loop.seed)
-            if cfg.autoencoder is not None:
-                model = TextToAudio.from_pretrained(init_dir)
-                ae, _ = load_autoencoder(cfg.autoencoder)
-                model.pretransform.model.load_state_dict(ae.state_dict())
-                model.save_pretrained(init_dir)
         self.tta = TextToAudio.from_pretrained(init_dir)
         self.tta.model.train().requires_grad_(True)
         self.tta.conditioner.train().requires_grad_(True)  # projections / number embedders; text encoders stay frozen

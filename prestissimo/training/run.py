@@ -8,8 +8,8 @@ from pathlib import Path
 
 from prestissimo.training.autoencoder import AETrainConfig, AutoencoderTask
 from prestissimo.training.config import to_dict
-from prestissimo.training.dit import DiTTask, DiTTrainConfig
-from prestissimo.training.distributed import init_distributed, shutdown_distributed
+from prestissimo.training.dit import DiTTask, DiTTrainConfig, prepare_init_dir
+from prestissimo.training.distributed import barrier, init_distributed, shutdown_distributed
 from prestissimo.training.loop import Trainer
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,11 @@ def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, res
     info = init_distributed(cfg.loop.device)
     try:
         dataset = LatentDataset(latents)
-        task = DiTTask(cfg, run_dir, latent_scale=dataset.scale)
+        cfg.validate()
+        if info.is_main:
+            prepare_init_dir(cfg, run_dir, latent_scale=dataset.scale)
+        barrier(info)
+        task = DiTTask(cfg, run_dir, run_dir / "init")
         dataset.frames = task.config.latent_length  # crop the cached latents to the model's window
         trainer = Trainer(task, dataset, cfg.loop, run_dir, to_dict(cfg), info, progress=progress)
         if resume and not trainer.resume():
