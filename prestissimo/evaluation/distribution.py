@@ -7,16 +7,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
+from prestissimo.evaluation.frechet import embedding_set
 
-def _embedding_set(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be [N, D] embeddings, got shape {x.shape}")
-    if x.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 embeddings for the unbiased estimator, got {x.shape[0]}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
+UNBIASED = "for the unbiased estimator"
 
 
 def median_heuristic_bandwidth(x: np.ndarray, y: np.ndarray) -> float:
@@ -35,7 +28,7 @@ def rbf_mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> fl
     Diagonal terms k(x_i, x_i) are excluded, so the estimate is unbiased and can be slightly negative
     when both sets come from one distribution; it is not clamped, to keep that unbiasedness.
     """
-    x, y = _embedding_set(x, "x"), _embedding_set(y, "y")
+    x, y = embedding_set(x, "x", UNBIASED), embedding_set(y, "y", UNBIASED)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"embedding dimensions differ: {x.shape[1]} vs {y.shape[1]}")
     h = median_heuristic_bandwidth(x, y) if bandwidth is None else float(bandwidth)

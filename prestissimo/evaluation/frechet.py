@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def _as_embeddings(x: np.ndarray, name: str) -> np.ndarray:
+def embedding_set(x: np.ndarray, name: str, purpose: str = "to estimate a covariance") -> np.ndarray:
+    """Validate an [N >= 2, D] finite embedding set and return it as float64."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"{name} must be [N, D] embeddings, got shape {x.shape}")
     if x.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 embeddings to estimate a covariance, got {x.shape[0]}")
+        raise ValueError(f"{name} needs at least 2 embeddings {purpose}, got {x.shape[0]}")
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
@@ -24,7 +25,7 @@ def _as_embeddings(x: np.ndarray, name: str) -> np.ndarray:
 
 def gaussian_statistics(embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean [D] and unbiased covariance [D, D] (float64) of [N, D] embeddings, N >= 2."""
-    x = _as_embeddings(embeddings, "embeddings")
+    x = embedding_set(embeddings, "embeddings")
     return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
 
 
@@ -59,7 +60,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 def frechet_distance_between(x: np.ndarray, y: np.ndarray) -> float:
     """FD between the Gaussian fits of two embedding sets [N, D] and [M, D]."""
-    x, y = _as_embeddings(x, "x"), _as_embeddings(y, "y")
+    x, y = embedding_set(x, "x"), embedding_set(y, "y")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"embedding dimensions differ: {x.shape[1]} vs {y.shape[1]}")
     return frechet_distance(*gaussian_statistics(x), *gaussian_statistics(y))
