@@ -6,7 +6,6 @@ which training divides so the DiT sees unit-variance latents)."""
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from prestissimo.data.datasets import AudioDataset, AudioSpec
 from prestissimo.data.manifest import ManifestEntry
 from prestissimo.models.autoencoder import OobleckAutoencoder
+from prestissimo.models.loading import atomic_write_bytes
 
 LATENT_INDEX = "latents.json"
 
@@ -75,9 +75,8 @@ def encode_dataset(ae: OobleckAutoencoder, sample_rate: int, entries: Sequence[M
     index = {"rows": rows, "frames": frames, "frames_per_second": sample_rate / ratio,
              "latent_dim": ae.cfg.latent_dim, "latent_scale": float(np.sqrt(sum_sq / count)),
              "skipped": dict(data.skipped), "sample_rate": sample_rate}
-    tmp = out / (LATENT_INDEX + ".tmp")
-    tmp.write_text(json.dumps(index) + "\n")
-    os.replace(tmp, out / LATENT_INDEX)
+    text = json.dumps(index) + "\n"
+    atomic_write_bytes(out / LATENT_INDEX, lambda tmp: Path(tmp).write_text(text))
     return out / LATENT_INDEX
 
 

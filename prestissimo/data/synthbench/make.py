@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tqdm import tqdm
 from prestissimo.data.synthbench.attributes import draw_attributes
 from prestissimo.data.synthbench.captions import caption
 from prestissimo.data.synthbench.render import clip_rng, render_clip
+from prestissimo.models.loading import atomic_write_bytes
 
 MANIFEST_NAME = "manifest.jsonl"
 
@@ -62,9 +64,8 @@ def _write_range(args: tuple[SynthbenchSpec, str, int, int]) -> list[dict[str, A
     for i in range(start, stop):
         audio, row = synthesize(spec, i)
         name = f"audio/{i:06d}.wav"
-        tmp = Path(out_dir) / f"{name}.tmp"
-        sf.write(str(tmp), audio.T, spec.sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, Path(out_dir) / name)
+        atomic_write_bytes(Path(out_dir) / name,
+                           lambda tmp: sf.write(tmp, audio.T, spec.sample_rate, subtype="PCM_16", format="WAV"))
         rows.append({"path": name, **row})
     return rows
 
@@ -81,22 +82,13 @@ def make_synthbench(spec: SynthbenchSpec, out_dir: str | Path, workers: int | No
     jobs = [(spec, str(out), s, min(spec.n, s + chunk)) for s in range(0, spec.n, chunk)]
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=spec.n, desc="synthbench", unit="clip", disable=not progress)
-    if workers == 1:
-        results = map(_write_range, jobs)
-        for part in results:
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        for part in (pool.map if pool else map)(_write_range, jobs):
             rows += part
             bar.update(len(part))
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for part in pool.map(_write_range, jobs):
-                rows += part
-                bar.update(len(part))
     bar.close()
     manifest = out / MANIFEST_NAME
-    tmp = manifest.with_suffix(".jsonl.tmp")
-    with open(tmp, "w") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
-    os.replace(tmp, manifest)
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    atomic_write_bytes(manifest, lambda tmp: Path(tmp).write_text(text))
     (out / "synthbench.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
     return manifest
