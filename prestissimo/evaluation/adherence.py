@@ -237,12 +237,6 @@ ESTIMATORS: dict[str, AttributeEstimator] = {
 }
 
 
-def read_attributes(audio: np.ndarray, sample_rate: int, names: Iterable[str] | None = None) -> dict[str, Any]:
-    """Every (or the named) attribute estimated from one clip [C, T]."""
-    feats = analyse(audio, sample_rate)
-    return {n: ESTIMATORS[n].estimate(feats) for n in (names or ESTIMATORS)}
-
-
 # Attributes whose estimators read back >= 95% on ground-truth clips (see `calibrate` and
 # docs/synthbench.md); only these count in the adherence score.
 SCORED_ATTRIBUTES: tuple[str, ...] = tuple(ESTIMATORS)
@@ -261,11 +255,15 @@ def check_clip(audio: np.ndarray, sample_rate: int, attributes: dict[str, Any],
                mentioned: Sequence[str] | None = None,
                names: Iterable[str] = SCORED_ATTRIBUTES) -> dict[str, bool]:
     """{attribute: whether the audio shows it} for one clip against the attributes it was asked for."""
-    todo = applicable(attributes, names, mentioned)
-    if not todo:
+    if not applicable(attributes, names, mentioned):
         return {}
-    estimated = read_attributes(audio, sample_rate, todo)
-    return {n: estimated[n] == attributes[n] for n in todo}
+    return check_features(analyse(audio, sample_rate), attributes, mentioned, names)
+
+
+def check_features(features: AudioFeatures, attributes: dict[str, Any], mentioned: Sequence[str] | None = None,
+                   names: Iterable[str] = SCORED_ATTRIBUTES) -> dict[str, bool]:
+    """check_clip on features already computed, so one clip can be scored against several prompts."""
+    return {n: ESTIMATORS[n].estimate(features) == attributes[n] for n in applicable(attributes, names, mentioned)}
 
 
 @dataclass(frozen=True)

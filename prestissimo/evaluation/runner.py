@@ -20,6 +20,7 @@ import numpy as np
 from prestissimo.data.audio import AudioLoadError, load_audio, resample, save_wav
 from prestissimo.data.manifest import ManifestEntry
 from prestissimo.evaluation import adherence
+from prestissimo.evaluation.audio_features import analyse
 from prestissimo.evaluation.distribution import rbf_mmd2
 from prestissimo.evaluation.diversity import conditional_diversity, unconditional_diversity
 from prestissimo.evaluation.embeddings import EmbeddingBackend
@@ -130,7 +131,9 @@ def evaluate_clip_sets(entries: Sequence[ManifestEntry], clip_sets: list[list[np
     report: dict[str, Any] = {"n_prompts": len(entries), "seeds_per_prompt": len(clip_sets[0]),
                               "sample_rate": sample_rate, "embedding": backend.name}
     first = [clips[0] for clips in clip_sets]
-    gen_emb = backend.embed(first, sample_rate)
+    k = len(clip_sets[0])
+    embeddings = backend.embed([c for clips in clip_sets for c in clips], sample_rate).reshape(len(clip_sets), k, -1)
+    gen_emb = embeddings[:, 0]
     if references is not None:
         refs = [r for r in references if r is not None]
         if len(refs) >= 2 and len(first) >= 2:
@@ -145,21 +148,24 @@ def evaluate_clip_sets(entries: Sequence[ManifestEntry], clip_sets: list[list[np
     report["diversity_metric"] = metric
     if len(first) >= 2:
         report["diversity_unconditional"] = unconditional_diversity(gen_emb, metric)
-    if len(clip_sets[0]) >= 2:
-        per_prompt = np.stack([backend.embed(clips, sample_rate) for clips in clip_sets])
-        report["diversity_conditional"] = conditional_diversity(per_prompt, metric)
+    if k >= 2:
+        report["diversity_conditional"] = conditional_diversity(embeddings, metric)
     if any(e.attributes for e in entries):
-        checks = [adherence.check_clip(clip, sample_rate, e.attributes, e.mentioned or None)
-                  for e, clip in zip(entries, first)]
-        summary = adherence.summarize(checks)
+        features: dict[int, Any] = {}  # each clip analysed once, scored against its own and another prompt
+
+        def check(i: int, entry: ManifestEntry) -> dict[str, bool]:
+            if not adherence.applicable(entry.attributes, mentioned=entry.mentioned or None):
+                return {}
+            if i not in features:
+                features[i] = analyse(first[i], sample_rate)
+            return adherence.check_features(features[i], entry.attributes, entry.mentioned or None)
+
+        summary = adherence.summarize([check(i, e) for i, e in enumerate(entries)])
         report["adherence"] = summary.score
         report["adherence_attributes"] = {n: summary.accuracy(n) for n in sorted(summary.totals)}
         if len(entries) >= 2:
             perm = adherence.derangement(len(entries), np.random.default_rng(chance_seed))
-            chance = adherence.summarize([
-                adherence.check_clip(clip, sample_rate, entries[j].attributes, entries[j].mentioned or None)
-                for clip, j in zip(first, perm)])
-            report["adherence_chance"] = chance.score
+            report["adherence_chance"] = adherence.summarize([check(i, entries[j]) for i, j in enumerate(perm)]).score
     if clap is not None:
         from prestissimo.evaluation.alignment import clap_score
 
