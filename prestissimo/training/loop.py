@@ -169,12 +169,13 @@ class RunLogger:
 def global_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
     """Dataset indices of global batch `step`: the data stream is a sequence of seeded permutations
     (one per epoch), so batch `step` is known without replaying the ones before it."""
+    perms: dict[int, np.ndarray] = {}  # a batch spans at most a few epochs: draw each permutation once
     out = []
-    for j in range(batch_size):
-        pos = step * batch_size + j
+    for pos in range(step * batch_size, (step + 1) * batch_size):
         epoch, within = divmod(pos, n)
-        perm = np.random.default_rng([seed, epoch]).permutation(n)
-        out.append(int(perm[within]))
+        if epoch not in perms:
+            perms[epoch] = np.random.default_rng([seed, epoch]).permutation(n)
+        out.append(int(perms[epoch][within]))
     return out
 
 

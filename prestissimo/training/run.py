@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from prestissimo.training.autoencoder import AETrainConfig, AutoencoderTask
-from prestissimo.training.config import to_dict
+from prestissimo.training.config import LoopConfig, to_dict
 from prestissimo.training.dit import DiTTask, DiTTrainConfig, prepare_init_dir
-from prestissimo.training.distributed import barrier, init_distributed, shutdown_distributed
-from prestissimo.training.loop import Trainer
+from prestissimo.training.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
+from prestissimo.training.loop import Dataset, Trainer, TrainTask
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,15 @@ class RunExists(ValueError):
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
     if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise RunExists(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+
+
+def _fit(task: TrainTask, dataset: Dataset, loop: LoopConfig, run_dir: Path, config: Any, info: DistInfo, resume: bool,
+         progress: bool) -> None:
+    """Build the trainer, resume when asked and there is a checkpoint, train."""
+    trainer = Trainer(task, dataset, loop, run_dir, to_dict(config), info, progress=progress)
+    if resume and not trainer.resume():
+        log.info("no checkpoint in %s yet: starting from step 0", run_dir)
+    trainer.fit()
 
 
 def train_autoencoder(cfg: AETrainConfig, manifest: str | Path, run_dir: str | Path, resume: bool = False,
@@ -48,10 +58,7 @@ def train_autoencoder(cfg: AETrainConfig, manifest: str | Path, run_dir: str | P
         items = [eval_set.get(i, None) for i in range(len(eval_set))]
         items = [i for i in items if i is not None]
         task.eval_audio = torch.stack([i["audio"] for i in items]) if items else None
-        trainer = Trainer(task, dataset, cfg.loop, run_dir, to_dict(cfg), info, progress=progress)
-        if resume and not trainer.resume():
-            log.info("no checkpoint in %s yet: starting from step 0", run_dir)
-        trainer.fit()
+        _fit(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
         if dataset.skipped:
             log.warning("skipped during training: %s", dict(dataset.skipped))
         return run_dir / "model"
@@ -75,10 +82,7 @@ def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, res
         barrier(info)
         task = DiTTask(cfg, run_dir, run_dir / "init")
         dataset.frames = task.config.latent_length  # crop the cached latents to the model's window
-        trainer = Trainer(task, dataset, cfg.loop, run_dir, to_dict(cfg), info, progress=progress)
-        if resume and not trainer.resume():
-            log.info("no checkpoint in %s yet: starting from step 0", run_dir)
-        trainer.fit()
+        _fit(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
         return run_dir / "model"
     finally:
         shutdown_distributed()
