@@ -141,6 +141,50 @@ def test_multi_resolution_stft_loss_is_zero_for_identical_audio_and_grows_with_n
     assert float(kl_divergence(torch.zeros(5), torch.ones(5))) == 0.0
 
 
+def test_stft_loss_is_gain_invariant_and_weighs_content_over_a_quiet_noise_floor():
+    from prestissimo.training.autoencoder import multi_resolution_stft_loss
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(8000) / 8000
+    tone = torch.sin(2 * torch.pi * 440 * t) * (t < 0.5)  # half a second of digital silence after
+    target = torch.stack([tone, tone])[None] * 0.5  # centred: the side signal is exactly zero
+    sizes = [512, 256, 64]
+    pred = target + 0.3 * torch.randn(target.shape, generator=g) * target
+    loss = float(multi_resolution_stft_loss(pred, target, sizes))
+    assert abs(float(multi_resolution_stft_loss(pred * 0.01, target * 0.01, sizes)) - loss) < 1e-4 * loss
+    quiet_noise = target + 1e-3 * 0.5 * torch.randn(target.shape, generator=g)  # 60 dB down
+    assert float(multi_resolution_stft_loss(quiet_noise, target, sizes)) < float(
+        multi_resolution_stft_loss(target * 0.5, target, sizes))
+
+
+def test_training_init_makes_the_fresh_decoder_depend_on_its_input():
+    from prestissimo.models.autoencoder import OobleckAutoencoder
+    from prestissimo.training.autoencoder import AETrainConfig, initialize_for_training
+
+    torch.manual_seed(0)
+    ae_cfg, _ = AETrainConfig(preset="small", overrides={"channels": 8, "strides": [2, 2, 2, 2]}).architecture()
+    ae = OobleckAutoencoder(ae_cfg)
+    z = torch.randn(2, ae_cfg.latent_dim, 32)
+
+    def spread() -> float:  # how far apart two latents decode, relative to the output's size
+        with torch.no_grad():
+            out = ae.decode(z)
+        return float((out[0] - out[1]).abs().mean() / out.abs().mean())
+
+    before = spread()
+    initialize_for_training(ae)
+    assert spread() > 0.5 > before
+    assert all(float(m.bias.abs().max()) == 0 for m in ae.decoder.modules()
+               if getattr(m, "bias", None) is not None)
+
+
+def test_odd_autoencoder_strides_are_refused():
+    from prestissimo.training.autoencoder import AETrainConfig
+
+    with pytest.raises(ValueError, match="even"):
+        AETrainConfig(preset="tiny", overrides={"strides": [2, 5]}).architecture()
+
+
 class _ToyData:
     def __init__(self, n: int = 10):
         self.x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))

@@ -17,6 +17,7 @@ import copy
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -308,8 +309,10 @@ class Trainer:
             (self.run_dir / "config.json").write_text(json.dumps(self.run_config, indent=2) + "\n")
         broadcast_parameters(self._checkpointed_modules(), self.dist)
         logger = RunLogger(self.run_dir, self.dist.is_main)
+        # Redirected to a log file, a bar redrawn every step would write a line per step.
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc="training", unit="step",
-                   disable=not (self.progress and self.dist.is_main))
+                   disable=not (self.progress and self.dist.is_main),
+                   mininterval=0.1 if sys.stderr.isatty() else 60.0)
         bad_in_a_row = 0
         window_start, window_steps = time.perf_counter(), 0
         try:
