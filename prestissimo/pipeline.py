@@ -195,19 +195,27 @@ class TextToAudio(nn.Module):
                      seconds_start: float | Sequence[float] = 0.0) -> Conditioning:
         """encode_conditioning with gradients to the trainable parts (projections, number embedders,
         the DiT's context embedding): what training calls. Frozen text encoders stay frozen."""
-        device = self.device
-        out = self.conditioner(self.conditioning_inputs(prompts, seconds_total, seconds_start), device)
+        tokens, global_cond = self.conditioning_tokens(prompts, seconds_total, seconds_start)
+        context = self.model.model.embed_context(tokens) if tokens is not None else None
+        return Conditioning(context=context, global_cond=global_cond)
+
+    def conditioning_tokens(self, prompts: Sequence[str], seconds_total: float | Sequence[float],
+                            seconds_start: float | Sequence[float] = 0.0
+                            ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The conditioners' outputs before any DiT: cross-attention tokens [B, Tc, cond_dim] and the
+        global vector [B, D]. Another DiT (a discriminator trunk) embeds them with its own layers."""
+        out = self.conditioner(self.conditioning_inputs(prompts, seconds_total, seconds_start), self.device)
         dtype = self.dtype
-        context = None
+        tokens = None
         if self.config.cross_attention_cond_ids:
-            tokens = [out[k][0] if out[k][0].dim() == 3 else out[k][0].unsqueeze(1)
-                      for k in self.config.cross_attention_cond_ids]
-            context = self.model.model.embed_context(torch.cat(tokens, dim=1).to(dtype))
+            parts = [out[k][0] if out[k][0].dim() == 3 else out[k][0].unsqueeze(1)
+                     for k in self.config.cross_attention_cond_ids]
+            tokens = torch.cat(parts, dim=1).to(dtype)
         global_cond = None
         if self.config.global_cond_ids:
             global_cond = torch.cat([out[k][0].reshape(len(prompts), -1) for k in self.config.global_cond_ids], dim=-1)
             global_cond = global_cond.to(dtype)
-        return Conditioning(context=context, global_cond=global_cond)
+        return tokens, global_cond
 
     def request(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
                 sampler: str | None = None, cfg_scale: float | None = None,

@@ -8,6 +8,7 @@ feed-forward. Names follow stable-audio-tools' state dict (``layers.N.self_attn.
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 from torch.nn import functional as F
 
@@ -176,6 +177,7 @@ class ContinuousTransformer(nn.Module):
                  cross_attend: bool, cond_token_dim: int | None, qk_norm: str = "none",
                  ff_mult: float = 4.0, global_cond_dim: int | None = None, final_cross_attn_ix: int = -1):
         super().__init__()
+        self.activation_checkpointing = False  # trade compute for memory in training (ARC, big models)
         self.project_in = nn.Linear(dim_in, dim, bias=False)
         self.project_out = nn.Linear(dim, dim_out, bias=False)
         self.rotary_pos_emb = RotaryEmbedding(max(dim_heads // 2, 32))
@@ -205,9 +207,14 @@ class ContinuousTransformer(nn.Module):
         rotary = self.rotary_pos_emb(x.shape[1])
         if global_cond is not None and self.global_cond_embedder is not None:
             global_cond = self.global_cond_embedder(global_cond)
+        checkpointed = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
             kv = context_kv[i] if context_kv is not None else None
-            x = layer(x, context=context, global_cond=global_cond, rotary=rotary, context_kv=kv)
+            if checkpointed:  # recompute the block in backward instead of keeping its activations
+                x = torch.utils.checkpoint.checkpoint(layer, x, context=context, global_cond=global_cond,
+                                                      rotary=rotary, context_kv=kv, use_reentrant=False)
+            else:
+                x = layer(x, context=context, global_cond=global_cond, rotary=rotary, context_kv=kv)
             if exit_layer_ix is not None and i == exit_layer_ix:
                 return x
         return self.project_out(x)

@@ -137,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--quiet", action="store_true")
 
+    pt = sub.add_parser("posttrain", help="post-train a base model into a few-step generator (resumable)")
+    pt.add_argument("method", choices=["arc"], help="arc: adversarial relativistic-contrastive")
+    pt.add_argument("--base", required=True, help="base rectified-flow model directory (train dit export)")
+    pt.add_argument("--data", type=Path, required=True,
+                    help="a latent folder from `prestissimo encode` (with the base's autoencoder) or a manifest")
+    pt.add_argument("--config", type=Path, default=None, help="JSON config (defaults: the dataclass defaults)")
+    pt.add_argument("--out", type=Path, required=True, help="run directory: checkpoints, logs, exported model")
+    pt.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    pt.add_argument("--quiet", action="store_true")
+
     c = sub.add_parser("create-model", help="write a model directory with random weights (tests, demos, benchmarks)")
     c.add_argument("out", type=Path, help="directory to create")
     c.add_argument("--preset", default="tiny", help="tiny | tiny-1.0 | sao-small | sao-1.0")
@@ -467,7 +477,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "encode": cmd_encode, "train": cmd_train, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model,
+def cmd_posttrain(args: argparse.Namespace) -> int:
+    from ..posttrain.arc import ARCConfig
+    from ..posttrain.run import posttrain_arc
+    from ..training.config import load_config
+
+    model_dir = posttrain_arc(load_config(ARCConfig, args.config), args.base, args.data, args.out,
+                              resume=args.resume, progress=not args.quiet)
+    print(model_dir)
+    return 0
+
+
+COMMANDS = {"posttrain": cmd_posttrain, "generate": cmd_generate, "encode": cmd_encode, "train": cmd_train, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model,
             "synthbench": cmd_synthbench, "eval": cmd_eval}
 
 

@@ -44,6 +44,7 @@ class LoopConfig:
     grad_accum: int = 1
     precision: str = "fp32"
     ema_decay: float = 0.999  # 0 = no EMA copy
+    ema_warmup_power: float = 0.0  # > 0: decay min(ema_decay, 1 - (1 + step)^-power), ema_pytorch's warm-up
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     eval_every: int = 0  # 0 = only at the end
@@ -51,6 +52,13 @@ class LoopConfig:
     seed: int = 0
     max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
     device: str = "cpu"
+
+    def ema_decay_at(self, step: int) -> float:
+        """The EMA decay for the update after ``step``: constant, or warming up so that a short run's
+        EMA is not dominated by the initial weights (0 at step 0, 0.41 at step 1, ... -> ema_decay)."""
+        if self.ema_warmup_power <= 0:
+            return self.ema_decay
+        return min(self.ema_decay, 1.0 - (1.0 + step) ** -self.ema_warmup_power)
 
     def validate(self, world_size: int = 1) -> None:
         if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1 or self.checkpoint_every < 1:

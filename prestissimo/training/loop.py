@@ -342,7 +342,7 @@ class Trainer:
                     if self.ema:
                         targets = self.task.ema_targets()
                         for name, ema in self.ema.items():
-                            _ema_update(ema, targets[name], cfg.ema_decay)
+                            _ema_update(ema, targets[name], cfg.ema_decay_at(self.step))
                 self.step += 1
                 window_steps += 1
                 bar.update(1)

@@ -1,0 +1,203 @@
+"""ARC post-training: the spec's invariants (algorithms.md §2), both heads, the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from prestissimo.posttrain.arc import (ARCConfig, ARCDiscriminator, ARCTask, DiscriminatorConfig,
+                                       approximate_gradient_penalty, contrastive_loss, mismatched_pairing,
+                                       relativistic_discriminator_loss, relativistic_generator_loss)
+from prestissimo.training.config import LoopConfig
+from prestissimo.training.loop import Batch
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+PROMPTS = ["a low sine note", "a fast drum beat", "white noise fading in", "a high bell"]
+
+
+def test_losses_equal_log2_at_equal_scores_and_mirror_each_other():
+    d = torch.randn(3, 1, 5)
+    for loss in (relativistic_generator_loss(d, d), relativistic_discriminator_loss(d, d), contrastive_loss(d, d)):
+        assert float(loss) == pytest.approx(math.log(2))
+    r, f = torch.randn(4, 1, 6), torch.randn(4, 1, 6)
+    assert torch.allclose(relativistic_generator_loss(r, f), relativistic_discriminator_loss(f, r))
+    # softplus(x) - softplus(-x) = x: the two players' losses differ by the mean score gap
+    gap = relativistic_generator_loss(r, f) - relativistic_discriminator_loss(r, f)
+    assert float(gap) == pytest.approx(float((r - f).mean()), abs=1e-6)
+    # the generator gains by outscoring its real partner, the discriminator by the opposite
+    assert float(relativistic_generator_loss(r, r + 1)) < math.log(2) < float(relativistic_discriminator_loss(r, r + 1))
+
+
+def test_mismatched_pairing_never_pairs_an_item_with_its_own_prompt():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 12))
+        prompts = [f"p{int(k)}" for k in rng.integers(0, max(2, n // 2 + 1), n)]
+        counts = np.unique(prompts, return_counts=True)[1]
+        if counts.max() > n // 2:  # then no valid pairing exists
+            with pytest.raises(ValueError, match="mismatched"):
+                mismatched_pairing(prompts, rng)
+            continue
+        partner = mismatched_pairing(prompts, rng)
+        assert sorted(partner) == list(range(n))
+        assert all(partner[i] != i and prompts[partner[i]] != prompts[i] for i in range(n))
+    with pytest.raises(ValueError, match="two items"):
+        mismatched_pairing(["only one"], rng)
+
+
+def test_gradient_penalty_approximates_the_squared_gradient_norm_of_a_linear_discriminator():
+    w = torch.randn(1, 4, 8)
+    linear = lambda x: (x * w).sum(dim=(1, 2)).view(-1, 1, 1)  # noqa: E731
+    x = torch.randn(4000, 4, 8)
+    penalty = approximate_gradient_penalty(linear, x, generator=torch.Generator().manual_seed(0), std=0.05)
+    assert float(penalty) == pytest.approx(0.05**2 * float(w.pow(2).sum()), rel=0.1)
+
+
+@pytest.mark.parametrize("head", ["convnext", "conv"])
+def test_discriminator_reads_a_hidden_layer_and_scores_positions(tiny_model_dir, head):
+    from prestissimo.pipeline import TextToAudio
+
+    tta = TextToAudio.from_pretrained(tiny_model_dir)
+    disc = ARCDiscriminator(tta.model.model, DiscriminatorConfig(hidden_layer=0, head=head, channels=32, blocks=1))
+    assert len(disc.trunk.transformer.layers) == 1  # blocks after the read-out layer are dropped
+    tokens, global_cond = tta.conditioning_tokens(PROMPTS[:2], 1.0)
+    logits = disc(torch.randn(2, 8, 64), torch.rand(2), tokens, global_cond)
+    assert logits.shape[:2] == (2, 1) and 1 <= logits.shape[-1] <= 65 // 16 + 1
+    with pytest.raises(ValueError, match="hidden_layer"):
+        ARCDiscriminator(tta.model.model, DiscriminatorConfig(hidden_layer=2))
+
+
+def _task(model_dir, tmp_path, **overrides) -> ARCTask:
+    cfg = ARCConfig(discriminator=DiscriminatorConfig(hidden_layer=0, channels=32, blocks=1),
+                    loop=LoopConfig(batch_size=4), **overrides)
+    return ARCTask(cfg, tmp_path, model_dir)
+
+
+def _batch(step: int) -> Batch:
+    latents = torch.randn(4, 8, 64, generator=torch.Generator().manual_seed(step))
+    data = {"latents": latents, "caption": PROMPTS, "seconds_total": [1.0] * 4, "seconds_start": [0.0] * 4}
+    return Batch(data, [0, 1, 2, 3], step, seed=0, weight=1.0)
+
+
+def _grads(params) -> list[bool]:
+    return [p.grad is not None and bool(p.grad.abs().sum() > 0) for p in params]
+
+
+def test_each_phase_sends_gradients_only_to_its_own_network(tiny_model_dir, tmp_path):
+    task = _task(tiny_model_dir, tmp_path)
+    generator, discriminator = task.phases()
+    assert generator.active(0) and not generator.active(1) and discriminator.active(1) and not discriminator.active(0)
+
+    loss, logs = task.generator_loss(_batch(0))
+    loss.backward()
+    assert any(_grads(generator.parameters)) and not any(_grads(discriminator.parameters))
+    assert {"d_real", "d_fake"} <= set(logs)
+    for p in generator.parameters + discriminator.parameters:
+        p.grad = None
+
+    loss, logs = task.discriminator_loss(_batch(1))
+    loss.backward()
+    assert any(_grads(discriminator.parameters)) and not any(_grads(generator.parameters))
+    assert {"relativistic", "contrastive", "d_mismatched"} <= set(logs)
+    assert all(p.requires_grad for p in discriminator.parameters)  # re-enabled after the generator phase
+
+
+def test_contrastive_switch_and_gradient_penalty(tiny_model_dir, tmp_path):
+    from prestissimo.posttrain.arc import LossWeights
+
+    plain = _task(tiny_model_dir, tmp_path, contrastive=False)
+    _, logs = plain.discriminator_loss(_batch(1))
+    assert "contrastive" not in logs
+    penalised = _task(tiny_model_dir, tmp_path, weights=LossWeights(gradient_penalty=1.0))
+    loss, logs = penalised.discriminator_loss(_batch(1))
+    assert logs["gradient_penalty"] > 0 and torch.isfinite(loss)
+
+
+def test_ode_warmup_regresses_the_generator_before_the_adversarial_phase(tiny_model_dir, tmp_path):
+    from prestissimo.posttrain.arc import ODEWarmup
+
+    task = _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=2, teacher_steps=3, cfg_scale=2.0))
+    generator, discriminator = task.phases()
+    assert [generator.active(s) for s in range(5)] == [True, True, True, False, True]
+    assert [discriminator.active(s) for s in range(5)] == [False, False, False, True, False]
+    loss, logs = task.generator_loss(_batch(0))
+    assert "ode_warmup" in logs
+    loss.backward()
+    assert any(_grads(generator.parameters)) and not any(_grads(task.teacher.parameters()))
+
+
+def test_ema_warmup_decay():
+    loop = LoopConfig(ema_decay=0.9999, ema_warmup_power=0.75)
+    assert loop.ema_decay_at(0) == 0.0  # the first update copies the weights
+    assert loop.ema_decay_at(1) == pytest.approx(1 - 2**-0.75)
+    assert loop.ema_decay_at(10**9) == 0.9999
+    assert LoopConfig(ema_decay=0.99).ema_decay_at(3) == 0.99
+
+
+def test_a_non_flow_base_model_is_refused(tiny_v_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="rectified-flow"):
+        _task(tiny_v_model_dir, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def base_and_latents(tmp_path_factory):
+    """The tiny random rectified-flow model and latents of 8 one-second synthbench clips."""
+    from prestissimo.data.latents import encode_dataset
+    from prestissimo.data.manifest import read_manifest
+    from prestissimo.data.synthbench import SynthbenchSpec, make_synthbench
+    from prestissimo.models.factory import create_random_model
+    from prestissimo.pipeline import TextToAudio
+
+    root = tmp_path_factory.mktemp("arc")
+    base = create_random_model("tiny", root / "base", seed=0)
+    manifest = make_synthbench(SynthbenchSpec(n=8, seed=5, seconds=1.0, sample_rate=8000), root / "data",
+                               workers=1, progress=False)
+    ae = TextToAudio.from_pretrained(base, load_text_encoder=False).pretransform.model
+    encode_dataset(ae, 8000, read_manifest(manifest), root / "latents", 1.0, progress=False)
+    config = {"discriminator": {"hidden_layer": 0, "channels": 32, "blocks": 1},
+              "eval": {"prompts": ["a low sine note"]},
+              "loop": {"max_steps": 4, "batch_size": 4, "checkpoint_every": 2, "log_every": 1},
+              "sampling": {"steps": 4}}
+    (root / "arc.json").write_text(json.dumps(config))
+    return root
+
+
+def _posttrain(root, out, *extra) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "prestissimo.serve.cli", "posttrain", "arc", "--base",
+                           str(root / "base"), "--config", str(root / "arc.json"), "--out", str(out), "--quiet",
+                           *extra], env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def test_cli_posttrains_and_exports_a_pingpong_model(base_and_latents, tmp_path):
+    from prestissimo.pipeline import TextToAudio
+
+    root = base_and_latents
+    run = _posttrain(root, tmp_path / "run", "--data", str(root / "latents"))
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("generator/loss" in r for r in rows) and any("discriminator/contrastive" in r for r in rows)
+    model = TextToAudio.from_pretrained(tmp_path / "run" / "model")
+    assert model.config.objective == "rf_denoiser"
+    assert (model.config.sampling.sampler, model.config.sampling.steps, model.config.sampling.cfg_scale) == \
+        ("pingpong", 4, 1.0)
+    audio = model.generate("a low sine note", seconds=0.5, seed=0)
+    assert audio.shape == (1, 2, 4000) and torch.isfinite(audio).all()
+    assert (tmp_path / "run" / "samples" / "step_00000004" / "spectrograms.png").is_file()
+
+    again = _posttrain(root, tmp_path / "run", "--data", str(root / "latents"))
+    assert again.returncode != 0 and "--resume" in again.stderr  # an existing run is never overwritten
+
+
+def test_cli_encodes_a_manifest_once_with_the_base_autoencoder(base_and_latents, tmp_path):
+    root = base_and_latents
+    run = _posttrain(root, tmp_path / "run", "--data", str(root / "data" / "manifest.jsonl"))
+    assert run.returncode == 0, run.stderr
+    index = json.loads((tmp_path / "run" / "latents" / "latents.json").read_text())
+    assert len(index["rows"]) == 8 and index["latent_dim"] == 8
