@@ -23,7 +23,7 @@ from .data.audio import save_wav
 from .models.autoencoder import OobleckAutoencoder
 from .models.conditioners import MultiConditioner, T5Conditioner, build_conditioner, save_text_encoder
 from .models.config import ModelConfig
-from .models.denoiser import Conditioning, Denoiser
+from .models.denoiser import Conditioning, Denoiser, add_noise
 from .models.dit import DiffusionTransformer
 from .models.loading import (check_state_dict, normalize_keys, read_config, read_state_dict, resolve_model_dir,
                              write_model_dir)
@@ -243,17 +243,37 @@ class TextToAudio(nn.Module):
         return cfg_denoiser(self.fast.denoise, self.fast.prepare(cond),
                             None if uncond is None else self.fast.prepare(uncond), cfg_scale)
 
-    def _schedule(self, sampler: str, steps: int) -> torch.Tensor:
+    def _schedule(self, sampler: str, steps: int, t_start: float = 1.0) -> torch.Tensor:
         if sampler == "euler":
-            return linear_schedule(steps)
-        return logsnr_schedule(steps, self.config.objective)
+            return linear_schedule(steps, t_start)
+        return logsnr_schedule(steps, self.config.objective, t_start=t_start)
+
+    @torch.no_grad()
+    def encode_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio [C, T] or [B, C, T] at ``sample_rate`` -> latents [B, latent_dim, latent_length]: cropped
+        or zero-padded to the model's window, as the DiT sees them."""
+        if audio.dim() == 2:
+            audio = audio[None]
+        if audio.shape[1] != self.config.audio_channels:
+            raise ValueError(f"init audio has {audio.shape[1]} channels; the model makes {self.config.audio_channels}")
+        window = self.config.sample_size
+        audio = torch.nn.functional.pad(audio[..., :window], (0, max(0, window - audio.shape[-1])))
+        return self.pretransform.model.encode(audio.to(self.device, self.dtype))
 
     @torch.no_grad()
     def generate_latents(self, prompts: Sequence[str], seconds: float | None = None, steps: int | None = None,
                          sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
-                         progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """Sample latents [B, latent_dim, L] for the model's full window (conditioned on ``seconds``)."""
+                         progress: Callable[[int, int], None] | None = None, init_audio: torch.Tensor | None = None,
+                         init_noise_level: float = 1.0) -> torch.Tensor:
+        """Sample latents [B, latent_dim, L] for the model's full window (conditioned on ``seconds``).
+
+        Audio-to-audio: with ``init_audio`` ([C, T] at ``sample_rate``) sampling starts from its latents
+        noised to ``init_noise_level`` t (1 = pure noise, the input is ignored; lower keeps more of it)
+        and runs the same sampler over the rest of the schedule.
+        """
         req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed)
+        if not 0.0 < init_noise_level <= 1.0:
+            raise ValueError(f"init_noise_level must be in (0, 1], got {init_noise_level}")
         self._warn_truncation(req.prompts)
 
         device, dtype = self.device, self.dtype
@@ -261,10 +281,15 @@ class TextToAudio(nn.Module):
         generator.manual_seed(req.seed if req.seed is not None else torch.seed())
         shape = (len(req.prompts), self.config.dit.io_channels, self.config.latent_length)
         noise = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
+        objective = self.config.objective
+        t_start = 1.0
+        if init_audio is not None:
+            t_start = float(init_noise_level)
+            init = self.encode_audio(init_audio).expand(shape)
+            noise = add_noise(init, noise, torch.full((shape[0],), t_start, device=device, dtype=dtype), objective)
 
         denoise = self.guided_denoiser(self.encode_conditioning(req.prompts, req.seconds), req.cfg_scale)
-        ts = self._schedule(req.sampler, req.steps)
-        objective = self.config.objective
+        ts = self._schedule(req.sampler, req.steps, t_start)
         if req.sampler == "pingpong":
             return sample_pingpong(denoise, noise, ts, objective, generator=generator, callback=progress)
         if req.sampler == "euler":
@@ -280,13 +305,16 @@ class TextToAudio(nn.Module):
     @torch.no_grad()
     def generate(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
                  sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """Text -> audio [B, channels, samples] at ``sample_rate``, trimmed to ``seconds``.
+                 progress: Callable[[int, int], None] | None = None, init_audio: torch.Tensor | None = None,
+                 init_noise_level: float = 1.0) -> torch.Tensor:
+        """Text -> audio [B, channels, samples] at ``sample_rate``, trimmed to ``seconds``
+        (audio-to-audio with ``init_audio``: see :meth:`generate_latents`).
 
         Defaults (steps, sampler, CFG scale) come from the model config: ping-pong / 8 / no CFG for
         ARC models, DPM-Solver++(2M) / 100 / 7 for v-objective models.
         """
-        latents = self.generate_latents(prompts, seconds, steps, sampler, cfg_scale, seed, progress)
+        latents = self.generate_latents(prompts, seconds, steps, sampler, cfg_scale, seed, progress, init_audio,
+                                        init_noise_level)
         audio = self.decode(latents).float()
         seconds = self.config.max_seconds if seconds is None else seconds
         return audio[..., : int(round(seconds * self.sample_rate))]

@@ -201,3 +201,47 @@ def test_cli_encodes_a_manifest_once_with_the_base_autoencoder(base_and_latents,
     assert run.returncode == 0, run.stderr
     index = json.loads((tmp_path / "run" / "latents" / "latents.json").read_text())
     assert len(index["rows"]) == 8 and index["latent_dim"] == 8
+
+
+def test_audio_to_audio_starts_from_the_noised_input(tiny_model_dir):
+    from prestissimo.pipeline import TextToAudio
+    from prestissimo.sampling.schedules import linear_schedule, logsnr_schedule
+
+    ts = logsnr_schedule(4, "rf_denoiser", t_start=0.5)
+    assert float(ts[0]) == 0.5 and float(ts[-1]) == 0.0 and bool((ts[1:] < ts[:-1]).all())
+    assert float(linear_schedule(4, 0.25)[0]) == 0.25
+    with pytest.raises(ValueError, match="noise level"):
+        logsnr_schedule(4, "rf_denoiser", t_start=0.0)
+
+    tta = TextToAudio.from_pretrained(tiny_model_dir)
+    clip = torch.sin(torch.arange(8192) * 0.05).repeat(2, 1) * 0.3
+    init = tta.encode_audio(clip)
+    # a one-step ping-pong from level t is one denoise of (1 - t) init + t noise
+    seen = []
+    original = tta.model.forward
+    tta.model.forward = lambda x, t, cond: (seen.append((x.clone(), t.clone())), original(x, t, cond))[1]
+    tta.generate_latents(["a note"], steps=1, seed=3, init_audio=clip, init_noise_level=0.25)
+    (x, t), = seen
+    noise = torch.randn(init.shape, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(t, torch.tensor([0.25]))
+    assert torch.allclose(x, 0.75 * init + 0.25 * noise, atol=1e-5)
+    with pytest.raises(ValueError, match="init_noise_level"):
+        tta.generate_latents(["a note"], steps=1, init_audio=clip, init_noise_level=1.5)
+
+
+def test_cli_audio_to_audio(tiny_model_dir, tmp_path):
+    import soundfile as sf
+
+    sf.write(tmp_path / "in.wav", (np.sin(np.arange(4000) * 0.05) * 0.3).astype(np.float32), 4000)  # mono, 4 kHz
+    run = subprocess.run([sys.executable, "-m", "prestissimo.serve.cli", "generate", "a note", "--model",
+                          str(tiny_model_dir), "--init-audio", str(tmp_path / "in.wav"), "--init-noise-level", "0.5",
+                          "--seconds", "0.5", "--seed", "0", "-o", str(tmp_path / "out.wav"), "--quiet"],
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    audio, rate = sf.read(tmp_path / "out.wav")
+    assert rate == 8000 and audio.shape == (4000, 2)
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    bad = subprocess.run([sys.executable, "-m", "prestissimo.serve.cli", "generate", "a note", "--model",
+                          str(tiny_model_dir), "--init-audio", str(tmp_path / "bad.wav"), "-o",
+                          str(tmp_path / "x.wav"), "--quiet"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "bad.wav" in bad.stderr

@@ -13,7 +13,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 EXIT_USAGE = 2
 
@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", default=None, help="pingpong | euler | dpmpp-2m (default: the model's)")
     g.add_argument("--cfg-scale", type=_number, default=None, help="classifier-free guidance scale; 1 = off")
     g.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    g.add_argument("--init-audio", type=Path, default=None,
+                   help="audio-to-audio: start from this file (resampled, cropped/padded to the window)")
+    g.add_argument("--init-noise-level", type=_number, default=0.7,
+                   help="with --init-audio: noise level t in (0, 1] to start from (1 = ignore the input)")
     g.add_argument("--batch-size", type=int, default=4, help="prompts per forward pass with --prompts-file")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     g.add_argument("--precision", default="fp32", help="fp32 | int8 (CPU, DiT only) | bf16 (GPU / AVX-512 BF16 CPUs)")
@@ -178,6 +182,21 @@ def _slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "clip"
 
 
+def _read_init_audio(path: Path, tta: Any) -> "torch.Tensor":
+    """An audio file as the model's [channels, samples] at its sample rate."""
+    import torch
+
+    from ..data.audio import AudioLoadError, load_audio, resample
+    from ..data.datasets import fit_channels
+
+    try:
+        audio, rate = load_audio(path)
+    except AudioLoadError as err:
+        raise UserError(str(err)) from err
+    audio = fit_channels(resample(audio, rate, tta.sample_rate), tta.config.audio_channels)
+    return torch.from_numpy(audio.copy())
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -199,9 +218,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     options = RuntimeOptions(precision=args.precision, compile=args.compile, decode_chunk_frames=args.decode_chunk)
     options.validate()
+    if not 0.0 < args.init_noise_level <= 1.0:
+        raise UserError(f"--init-noise-level must be in (0, 1], got {args.init_noise_level}")
     tta = _load(args.model, args.device)
     # Validate every argument before the first (slow) forward pass.
     req = tta.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed)
+    init_audio = None if args.init_audio is None else _read_init_audio(args.init_audio, tta)
     if not args.reference_path:
         tta.optimize(options)
     steps, sampler = req.steps, req.sampler
@@ -213,7 +235,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for b, batch in enumerate(batches):
             seed = None if args.seed is None else args.seed + b
             audio = tta.generate(batch, seconds=args.seconds, steps=steps, sampler=sampler,
-                                 cfg_scale=args.cfg_scale, seed=seed, progress=lambda i, n: bar.update(1))
+                                 cfg_scale=args.cfg_scale, seed=seed, progress=lambda i, n: bar.update(1),
+                                 init_audio=init_audio, init_noise_level=args.init_noise_level)
             if batch_mode:
                 for j, (prompt, clip) in enumerate(zip(batch, audio)):
                     index = b * args.batch_size + j
