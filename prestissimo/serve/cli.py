@@ -13,7 +13,10 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    import torch
 
 EXIT_USAGE = 2
 
@@ -182,7 +185,7 @@ def _slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "clip"
 
 
-def _read_init_audio(path: Path, tta: Any) -> "torch.Tensor":
+def _read_init_audio(path: Path, tta: Any) -> torch.Tensor:
     """An audio file as the model's [channels, samples] at its sample rate."""
     import torch
 
@@ -459,6 +462,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = {**timing, **evaluate_clip_sets(entries, clip_sets, rate, backend, references, ref_rate, clap)}
     report["prompts"] = str(args.prompts)
     report["audio_dir"] = str(audio_dir)
+    if args.audio is None:
+        report["model"] = str(args.model) if args.model else None
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     print(format_report(report))
