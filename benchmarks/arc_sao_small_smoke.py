@@ -114,7 +114,9 @@ def main() -> None:
         for setting in ("off", "on"):
             out = subprocess.run([sys.executable, __file__, "--child", str(model_dir), setting, "--batch-size",
                                   str(args.batch_size), "--steps", str(args.steps), "--device", args.device],
-                                 capture_output=True, text=True, check=True)
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit(f"checkpointing {setting} failed:\n{out.stderr[-3000:]}")
             rows[setting] = json.loads(out.stdout.strip().splitlines()[-1])
     frames = config["sample_size"] // 2048
     print(f"SAO Small architecture, random weights: DiT {counts['dit'] / 1e6:.0f}M parameters, "

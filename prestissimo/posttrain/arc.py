@@ -312,7 +312,7 @@ class ARCTask:
 
     def phases(self) -> list[Phase]:
         return [Phase("generator", self.generator_params, self.generator_loss, self.cfg.optim,
-                      active=self.generator_turn),
+                      active=self.generator_turn, frozen=[self.disc]),
                 Phase("discriminator", list(self.disc.parameters()), self.discriminator_loss, self.cfg.disc_optim,
                       active=lambda step: not self.generator_turn(step))]
 
@@ -341,13 +341,10 @@ class ARCTask:
         fake = self._generate(inp["x_t"], inp["t"], cond)
         with torch.no_grad():
             tokens, global_cond = self.tta.conditioning_tokens(d["caption"], d["seconds_total"], d["seconds_start"])
-        self.disc.requires_grad_(False)  # gradients flow through D to G but never into D here
-        try:
-            d_fake = self.disc(renoise(fake, inp["s"], inp["n"]), inp["s"], tokens, global_cond)
-            with torch.no_grad():
-                d_real = self.disc(renoise(inp["x0"], inp["s"], inp["n"]), inp["s"], tokens, global_cond)
-        finally:
-            self.disc.requires_grad_(True)
+        # Gradients flow through D to G; the loop keeps D frozen in this phase (Phase.frozen).
+        d_fake = self.disc(renoise(fake, inp["s"], inp["n"]), inp["s"], tokens, global_cond)
+        with torch.no_grad():
+            d_real = self.disc(renoise(inp["x0"], inp["s"], inp["n"]), inp["s"], tokens, global_cond)
         loss = self.cfg.weights.generator * relativistic_generator_loss(d_real, d_fake)
         return loss, {"loss": float(loss.detach()), "d_real": float(d_real.mean()), "d_fake": float(d_fake.detach().mean())}
 

@@ -13,13 +13,14 @@ processes or accumulation steps, and after a resume.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,6 +84,24 @@ class Phase:
     loss: LossFn
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     active: Callable[[int], bool] = lambda step: True
+    # Networks the loss runs through that must not receive gradients in this phase (a GAN generator
+    # step's discriminator): frozen through forward *and* backward, which activation checkpointing
+    # needs (its recomputation must see the same requires_grad flags as the forward pass).
+    frozen: list[nn.Module] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def frozen_parameters(modules: Sequence[nn.Module]) -> Iterator[None]:
+    """requires_grad False on every parameter of ``modules`` for the block, then as before."""
+    params = [p for m in modules for p in m.parameters()]
+    before = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, before):
+            p.requires_grad_(flag)
 
 
 class TrainTask(Protocol):
@@ -272,12 +291,13 @@ class Trainer:
         autocast = torch.autocast(device_type=torch.device(self.cfg.device).type, dtype=torch.bfloat16,
                                   enabled=self.cfg.precision == "bf16")
         for batch in batches:
-            with autocast:
-                loss, parts = phase.loss(batch)
-            if not torch.isfinite(loss):
-                finite = False
-                break
-            (loss.float() * batch.weight).backward()
+            with frozen_parameters(phase.frozen):
+                with autocast:
+                    loss, parts = phase.loss(batch)
+                if not torch.isfinite(loss):
+                    finite = False
+                    break
+                (loss.float() * batch.weight).backward()
             for k, v in parts.items():
                 logs[f"{phase.name}/{k}"] = logs.get(f"{phase.name}/{k}", 0.0) + v * batch.weight
         finite = all_reduce_sum(float(not finite), self.dist) == 0.0  # every process must agree to step
