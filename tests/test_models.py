@@ -153,3 +153,19 @@ def test_bad_generation_arguments_fail_before_compute(tiny_model_dir, kwargs, ma
 def test_fp16_on_cpu_is_refused(tiny_model_dir):
     with pytest.raises(ValueError, match="float16"):
         TextToAudio.from_pretrained(tiny_model_dir, dtype=torch.float16)
+
+
+def test_text_conditioner_cache_gives_the_encoder_output(tiny_model_dir):
+    from prestissimo.models.conditioners import T5Conditioner
+    from prestissimo.pipeline import TextToAudio
+
+    tta = TextToAudio.from_pretrained(tiny_model_dir)
+    cond = next(c for c in tta.conditioner.conditioners.values() if isinstance(c, T5Conditioner))
+    cond.cache_size = 3
+    first, _ = cond(["a", "b", "a"], "cpu")
+    second, mask = cond(["c", "a", "d", "e"], "cpu")  # "a" from the cache, then evictions down to 3 entries
+    fresh, fresh_mask = cond._encode(["c", "a", "d", "e"], "cpu")
+    if isinstance(cond.proj_out, torch.nn.Linear):
+        fresh = cond.proj_out(fresh)
+    assert torch.allclose(second, fresh * fresh_mask.unsqueeze(-1), atol=1e-6) and torch.equal(mask, fresh_mask)
+    assert torch.allclose(first[0], first[2]) and len(cond.__dict__["_cache"]) == 3

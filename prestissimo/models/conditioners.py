@@ -6,6 +6,8 @@ DiT can concatenate cross-attention tokens over T and global embeddings over D.
 
 from __future__ import annotations
 
+import collections
+
 import json
 import math
 import warnings
@@ -181,12 +183,17 @@ class T5Conditioner(nn.Module):
         # The encoder is not a registered submodule, so follow the parent's .to()/.float() by hand.
         if self._encoder is not None:
             self._encoder._apply(fn, *args, **kwargs)
+        self.__dict__.pop("_cache", None)  # encoded prompts on the old device / dtype
         return super()._apply(fn, *args, **kwargs)
 
     def token_count(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])
 
-    def forward(self, texts: list[str], device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    #: Encoded prompts kept (least recently used dropped): training revisits the same captions every
+    #: epoch, and the frozen encoder's output for a text never changes.
+    cache_size = 4096
+
+    def _encode(self, texts: list[str], device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding="max_length",
                              return_tensors="pt")
         encoder = self.encoder
@@ -195,6 +202,21 @@ class T5Conditioner(nn.Module):
         encoder.to(device)
         with torch.no_grad():
             emb = encoder(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+        return emb, mask
+
+    def forward(self, texts: list[str], device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        cache = self.__dict__.setdefault("_cache", collections.OrderedDict())
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        if missing:
+            emb, mask = self._encode(missing, device)
+            for text, e, m in zip(missing, emb, mask):
+                cache[text] = (e, m)
+        for text in texts:
+            cache.move_to_end(text)
+        emb = torch.stack([cache[t][0] for t in texts]).to(device)
+        mask = torch.stack([cache[t][1] for t in texts]).to(device)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
         if isinstance(self.proj_out, nn.Linear):
             emb = self.proj_out(emb.to(self.proj_out.weight.dtype))
         return emb * mask.unsqueeze(-1).to(emb.dtype), mask
