@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prestissimo.posttrain.arc import ARCConfig, ARCTask
 from prestissimo.training.distributed import barrier, init_distributed, shutdown_distributed
-from prestissimo.training.run import _check_run_dir, _fit
+from prestissimo.training.run import check_run_dir, fit_task
 
 
 def _latents_for(data: Path, base: str | Path, run_dir: Path, frames: int, rank0: bool) -> Path:
@@ -35,7 +35,7 @@ def posttrain_arc(cfg: ARCConfig, base: str | Path, data: str | Path, run_dir: s
     from prestissimo.data.latents import LatentDataset
 
     run_dir, data = Path(run_dir), Path(data)
-    _check_run_dir(run_dir, resume)
+    check_run_dir(run_dir, resume)
     cfg.validate()
     info = init_distributed(cfg.loop.device)
     try:
@@ -50,7 +50,7 @@ def posttrain_arc(cfg: ARCConfig, base: str | Path, data: str | Path, run_dir: s
                              f"{model_cfg.dit.io_channels}: encode the data with the base model's autoencoder")
         # The cache stores raw autoencoder means; the base model reads them divided by its own scale.
         dataset.scale = model_cfg.autoencoder.scale
-        _fit(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
+        fit_task(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
         return run_dir / "model"
     finally:
         shutdown_distributed()

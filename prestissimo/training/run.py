@@ -20,12 +20,12 @@ class RunExists(ValueError):
     """The run directory already has checkpoints and --resume was not given."""
 
 
-def _check_run_dir(run_dir: Path, resume: bool) -> None:
+def check_run_dir(run_dir: Path, resume: bool) -> None:
     if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise RunExists(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
 
 
-def _fit(task: TrainTask, dataset: Dataset, loop: LoopConfig, run_dir: Path, config: Any, info: DistInfo, resume: bool,
+def fit_task(task: TrainTask, dataset: Dataset, loop: LoopConfig, run_dir: Path, config: Any, info: DistInfo, resume: bool,
          progress: bool) -> None:
     """Build the trainer, resume when asked and there is a checkpoint, train."""
     trainer = Trainer(task, dataset, loop, run_dir, to_dict(config), info, progress=progress)
@@ -43,7 +43,7 @@ def train_autoencoder(cfg: AETrainConfig, manifest: str | Path, run_dir: str | P
     from prestissimo.data.manifest import read_manifest
 
     run_dir = Path(run_dir)
-    _check_run_dir(run_dir, resume)
+    check_run_dir(run_dir, resume)
     info = init_distributed(cfg.loop.device)
     try:
         _, sample_rate = cfg.architecture()
@@ -58,7 +58,7 @@ def train_autoencoder(cfg: AETrainConfig, manifest: str | Path, run_dir: str | P
         items = [eval_set.get(i, None) for i in range(len(eval_set))]
         items = [i for i in items if i is not None]
         task.eval_audio = torch.stack([i["audio"] for i in items]) if items else None
-        _fit(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
+        fit_task(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
         if dataset.skipped:
             log.warning("skipped during training: %s", dict(dataset.skipped))
         return run_dir / "model"
@@ -72,7 +72,7 @@ def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, res
     from prestissimo.data.latents import LatentDataset
 
     run_dir = Path(run_dir)
-    _check_run_dir(run_dir, resume)
+    check_run_dir(run_dir, resume)
     info = init_distributed(cfg.loop.device)
     try:
         dataset = LatentDataset(latents)
@@ -82,7 +82,7 @@ def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, res
         barrier(info)
         task = DiTTask(cfg, run_dir, run_dir / "init")
         dataset.frames = task.config.latent_length  # crop the cached latents to the model's window
-        _fit(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
+        fit_task(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
         return run_dir / "model"
     finally:
         shutdown_distributed()
