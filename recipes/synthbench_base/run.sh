@@ -18,9 +18,13 @@ resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
   prestissimo encode --autoencoder "$RUNS/autoencoder/model" --data "$RUNS/data/train/manifest.jsonl" --seconds 5 --out "$RUNS/latents"
 prestissimo train dit --config "$HERE/dit.json" --data "$RUNS/latents" --out "$RUNS/dit" $(resume "$RUNS/dit")
 
-for steps in 100 50; do
-  prestissimo eval --model "$RUNS/dit/model" --prompts "$RUNS/data/test/manifest.jsonl" --steps $steps --sampler euler \
-    --cfg-scale 4 --seeds 1 --out "$RUNS/eval/base-$steps"
-done
-prestissimo eval --model "$RUNS/dit/init" --prompts "$RUNS/data/test/manifest.jsonl" --steps 50 --sampler euler \
-  --cfg-scale 4 --seeds 2 --out "$RUNS/eval/untrained-50"
+# 50 held-out prompts (test seed 999), one clip each: 100 steps with CFG is ~10k network calls per row here.
+evaluate() {  # name model steps
+  [ -f "$RUNS/eval/$1/metrics.json" ] || prestissimo eval --model "$2" --prompts "$RUNS/data/test/manifest.jsonl" \
+    --limit 50 --steps "$3" --sampler euler --cfg-scale 4 --seeds 1 --out "$RUNS/eval/$1" --quiet
+}
+evaluate base-100 "$RUNS/dit/model" 100
+evaluate base-50 "$RUNS/dit/model" 50
+evaluate untrained-50 "$RUNS/dit/init" 50
+python benchmarks/eval_table.py --latency-runs 1 "base, 100 steps=$RUNS/eval/base-100" \
+  "base, 50 steps=$RUNS/eval/base-50" "untrained, 50 steps=$RUNS/eval/untrained-50" | tee "$RUNS/table.md"
