@@ -328,3 +328,16 @@ def test_cfg_dropout_zeroes_only_the_dropped_contexts():
     out = cfg_dropout(cond, torch.tensor([False, True, False]))
     assert out.context[1].abs().sum() == 0 and out.context[0].abs().sum() == 8
     assert torch.equal(out.global_cond, cond.global_cond)
+
+
+def test_latent_cache_stores_raw_means_whatever_the_pretransform_scale(latents, tmp_path):
+    from prestissimo.data.latents import encode_dataset
+    from prestissimo.models.autoencoder_io import load_autoencoder
+
+    ae, rate = load_autoencoder(latents / "ae")
+    entries = read_manifest(latents / "data" / "manifest.jsonl")[:2]
+    encode_dataset(ae, rate, entries, tmp_path / "a", 1.0, progress=False)
+    ae.cfg.scale = 4.0
+    encode_dataset(ae, rate, entries, tmp_path / "b", 1.0, progress=False)
+    a, b = (load_file(str(tmp_path / d / "shard_00000.safetensors"))["latents"] for d in "ab")
+    assert torch.allclose(a, b, atol=1e-5)

@@ -26,8 +26,8 @@ LATENT_INDEX = "latents.json"
 @torch.no_grad()
 def encode_dataset(ae: OobleckAutoencoder, sample_rate: int, entries: Sequence[ManifestEntry], out_dir: str | Path,
                    seconds: float, batch_size: int = 8, shard_size: int = 1024, progress: bool = True) -> Path:
-    """Encode every usable clip (first `seconds`, zero-padded) with the VAE mean; unusable files
-    are skipped and counted in the index."""
+    """Encode every usable clip (first `seconds`, zero-padded) with the VAE mean, stored unscaled
+    whatever the autoencoder's pretransform scale; unusable files are skipped and counted in the index."""
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -57,7 +57,8 @@ def encode_dataset(ae: OobleckAutoencoder, sample_rate: int, entries: Sequence[M
         if not items:
             continue
         audio = torch.stack([it["audio"] for _, it in items]).to(next(ae.parameters()).device)
-        lat = ae.encode(audio[..., : frames * ratio]).float().cpu()
+        # Raw VAE means (encode divides by the pretransform scale): readers divide by the scale they need.
+        lat = (ae.encode(audio[..., : frames * ratio]) * ae.cfg.scale).float().cpu()
         sum_sq += float((lat**2).sum())
         count += lat.numel()
         for (i, it), z in zip(items, lat):
