@@ -174,7 +174,7 @@ def test_training_init_makes_the_fresh_decoder_depend_on_its_input():
     before = spread()
     initialize_for_training(ae)
     assert spread() > 0.5 > before
-    assert all(float(m.bias.abs().max()) == 0 for m in ae.decoder.modules()
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in ae.decoder.modules()
                if getattr(m, "bias", None) is not None)
 
 
