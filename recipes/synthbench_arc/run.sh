@@ -16,7 +16,7 @@ for variant in arc arc_no_contrastive; do
 done
 
 evaluate() {  # name model steps sampler cfg
-  [ -f "$RUNS/eval/$1/metrics.json" ] || prestissimo eval --model "$2" --prompts "$TEST" --steps "$3" \
+  [ -f "$RUNS/eval/$1/metrics.json" ] || prestissimo eval --model "$2" --prompts "$TEST" --limit 50 --steps "$3" \
     --sampler "$4" --cfg-scale "$5" --seeds 2 --out "$RUNS/eval/$1" --quiet
 }
 evaluate base-100 "$BASE/dit/model" 100 euler 4
