@@ -26,5 +26,12 @@ evaluate() {  # name model steps
 evaluate base-100 "$RUNS/dit/model" 100
 evaluate base-50 "$RUNS/dit/model" 50
 evaluate untrained-50 "$RUNS/dit/init" 50
+# The ceiling: the autoencoder's own reconstructions of the same clips, scored the same way.
+[ -f "$RUNS/eval/ae-reconstructions/metrics.json" ] || {
+  python benchmarks/autoencoder_reconstructions.py "$RUNS/autoencoder/model" "$RUNS/data/test/manifest.jsonl" \
+    "$RUNS/eval/ae-reconstructions-audio" --limit 50
+  prestissimo eval --audio "$RUNS/eval/ae-reconstructions-audio" --prompts "$RUNS/data/test/manifest.jsonl" \
+    --limit 50 --out "$RUNS/eval/ae-reconstructions" --quiet
+}
 python benchmarks/eval_table.py --latency-runs 1 "base, 100 steps=$RUNS/eval/base-100" \
   "base, 50 steps=$RUNS/eval/base-50" "untrained, 50 steps=$RUNS/eval/untrained-50" | tee "$RUNS/table.md"
