@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,6 @@ from prestissimo.training.config import LoopConfig, OptimizerConfig
 from prestissimo.training.diffusion import NOISE_DISTRIBUTIONS, cfg_dropout, sample_noise_levels
 from prestissimo.training.loop import Batch, Phase, RunLogger
 
-log = logging.getLogger(__name__)
 
 HEADS = ("convnext", "conv")
 
