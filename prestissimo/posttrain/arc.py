@@ -36,7 +36,7 @@ from prestissimo.pipeline import TextToAudio
 from prestissimo.sampling.guidance import cfg_denoiser, null_conditioning
 from prestissimo.sampling.samplers import sample_euler
 from prestissimo.sampling.schedules import logsnr_schedule
-from prestissimo.training.config import LoopConfig, OptimizerConfig
+from prestissimo.training.config import DEFAULT_EVAL_PROMPTS, LoopConfig, OptimizerConfig
 from prestissimo.training.diffusion import NOISE_DISTRIBUTIONS, cfg_dropout, sample_noise_levels
 from prestissimo.training.loop import Batch, Phase, RunLogger
 
@@ -227,8 +227,7 @@ class ARCSampling:
 
 @dataclass
 class ARCEval:
-    prompts: list[str] = field(default_factory=lambda: ["a slow sine melody in C major",
-                                                         "a fast busy drum beat", "pink noise fading in"])
+    prompts: list[str] = field(default_factory=lambda: list(DEFAULT_EVAL_PROMPTS))
     seed: int = 0
 
 

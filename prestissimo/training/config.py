@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 PRECISIONS = ("fp32", "bf16")
+#: What trainers sample at evaluation time unless configured: one tonal, one drum, one noise prompt.
+DEFAULT_EVAL_PROMPTS = ("a slow sine melody in C major", "a fast busy drum beat", "pink noise fading in")
 LR_SCHEDULES = ("constant", "cosine")
 
 

@@ -16,7 +16,7 @@ from prestissimo.models.config import ModelConfig
 from prestissimo.models.factory import create_random_model
 from prestissimo.models.presets import preset
 from prestissimo.pipeline import TextToAudio
-from prestissimo.training.config import LoopConfig, OptimizerConfig
+from prestissimo.training.config import DEFAULT_EVAL_PROMPTS, LoopConfig, OptimizerConfig
 from prestissimo.training.diffusion import (NOISE_DISTRIBUTIONS, cfg_dropout, diffusion_loss, edm_noise_levels,
                                             sample_noise_levels)
 from prestissimo.training.loop import Batch, Phase, RunLogger
@@ -37,8 +37,7 @@ class NoiseConfig:
 
 @dataclass
 class EvalConfig:
-    prompts: list[str] = field(default_factory=lambda: ["a slow sine melody in C major",
-                                                         "a fast busy drum beat", "pink noise fading in"])
+    prompts: list[str] = field(default_factory=lambda: list(DEFAULT_EVAL_PROMPTS))
     steps: int = 50
     cfg_scale: float = 4.0
     seed: int = 0
