@@ -195,7 +195,10 @@ class TextToAudio(nn.Module):
                      seconds_start: float | Sequence[float] = 0.0) -> Conditioning:
         """encode_conditioning with gradients to the trainable parts (projections, number embedders,
         the DiT's context embedding): what training calls. Frozen text encoders stay frozen."""
-        tokens, global_cond = self.conditioning_tokens(prompts, seconds_total, seconds_start)
+        return self.embed_conditioning(*self.conditioning_tokens(prompts, seconds_total, seconds_start))
+
+    def embed_conditioning(self, tokens: torch.Tensor | None, global_cond: torch.Tensor | None) -> Conditioning:
+        """This model's DiT input from conditioner outputs (see :meth:`conditioning_tokens`)."""
         context = self.model.model.embed_context(tokens) if tokens is not None else None
         return Conditioning(context=context, global_cond=global_cond)
 

@@ -7,7 +7,6 @@ DiT can concatenate cross-attention tokens over T and global embeddings over D.
 from __future__ import annotations
 
 import collections
-
 import json
 import math
 import warnings

@@ -38,6 +38,7 @@ from prestissimo.sampling.samplers import sample_euler
 from prestissimo.sampling.schedules import logsnr_schedule
 from prestissimo.training.config import DEFAULT_EVAL_PROMPTS, LoopConfig, OptimizerConfig
 from prestissimo.training.diffusion import NOISE_DISTRIBUTIONS, cfg_dropout, sample_noise_levels
+from prestissimo.training.dit import log_samples, with_ema_weights
 from prestissimo.training.loop import Batch, Phase, RunLogger
 
 
@@ -333,11 +334,12 @@ class ARCTask:
             return self.ode_warmup_loss(batch)
         d = batch.data
         inp = self._inputs(batch, phase=0)
-        cond = self.tta.conditioning(d["caption"], d["seconds_total"], d["seconds_start"])
-        cond = cfg_dropout(cond, batch.rand(0, self.DROP) < self.cfg.cfg_dropout)
+        tokens, global_cond = self.tta.conditioning_tokens(d["caption"], d["seconds_total"], d["seconds_start"])
+        cond = cfg_dropout(self.tta.embed_conditioning(tokens, global_cond),
+                           batch.rand(0, self.DROP) < self.cfg.cfg_dropout)
         fake = self._generate(inp["x_t"], inp["t"], cond)
-        with torch.no_grad():
-            tokens, global_cond = self.tta.conditioning_tokens(d["caption"], d["seconds_total"], d["seconds_start"])
+        tokens = tokens.detach() if tokens is not None else None  # D reads them; it never trains G's conditioner
+        global_cond = global_cond.detach() if global_cond is not None else None
         # Gradients flow through D to G; the loop keeps D frozen in this phase (Phase.frozen).
         d_fake = self.disc(renoise(fake, inp["s"], inp["n"]), inp["s"], tokens, global_cond)
         with torch.no_grad():
@@ -351,8 +353,7 @@ class ARCTask:
         inp = self._inputs(batch, phase=1)
         with torch.no_grad():
             tokens, global_cond = self.tta.conditioning_tokens(d["caption"], d["seconds_total"], d["seconds_start"])
-            fake = self._generate(inp["x_t"], inp["t"], self.tta.conditioning(d["caption"], d["seconds_total"],
-                                                                               d["seconds_start"]))
+            fake = self._generate(inp["x_t"], inp["t"], self.tta.embed_conditioning(tokens, global_cond))
         real_s, fake_s = renoise(inp["x0"], inp["s"], inp["n"]), renoise(fake, inp["s"], inp["n"])
         d_real = self.disc(real_s, inp["s"], tokens, global_cond)
         d_fake = self.disc(fake_s, inp["s"], tokens, global_cond)
@@ -412,24 +413,14 @@ class ARCTask:
     def export(self, ema: dict[str, nn.Module], out_dir: Path) -> Path:
         """A model directory (EMA generator) that loads with TextToAudio.from_pretrained and samples with
         ping-pong, no CFG, by default (objective rf_denoiser, as Stable Audio Open Small)."""
-        model = copy.deepcopy(self.tta)
-        model.model.load_state_dict(ema["generator"].state_dict())
-        model.conditioner.load_state_dict(ema["conditioner"].state_dict())
+        model = with_ema_weights(self.tta, ema["generator"], ema["conditioner"])
         model.config = dataclasses.replace(model.config, objective="rf_denoiser", sampling=SamplingDefaults(
             self.cfg.sampling.sampler, self.cfg.sampling.steps, self.cfg.sampling.cfg_scale))
         return model.save_pretrained(out_dir)
 
     def evaluate(self, step: int, ema: dict[str, nn.Module], logger: RunLogger) -> dict[str, float]:
-        from prestissimo.evaluation.plots import spectrogram_grid
-
-        out = self.export(ema, self.run_dir / "model")
-        model = TextToAudio.from_pretrained(out)
+        model = TextToAudio.from_pretrained(self.export(ema, self.run_dir / "model"))
         e = self.cfg.eval
         audio = model.generate(e.prompts, seed=e.seed)  # the exported defaults: ping-pong, no CFG
-        samples = self.run_dir / "samples" / f"step_{step:08d}"
-        for i, clip in enumerate(audio):
-            model.save_wav(clip, samples / f"{i}.wav")
-            logger.audio(step, f"sample/{i}", clip, model.sample_rate)
-        png = spectrogram_grid([c.numpy() for c in audio], model.sample_rate, e.prompts, samples / "spectrograms.png")
-        logger.image(step, "spectrograms", png)
+        log_samples(model, e.prompts, audio, self.run_dir / "samples" / f"step_{step:08d}", step, logger)
         return {}

@@ -516,8 +516,9 @@ def cmd_posttrain(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"posttrain": cmd_posttrain, "generate": cmd_generate, "encode": cmd_encode, "train": cmd_train, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model,
-            "synthbench": cmd_synthbench, "eval": cmd_eval}
+COMMANDS = {"generate": cmd_generate, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model,
+            "synthbench": cmd_synthbench, "eval": cmd_eval, "encode": cmd_encode, "train": cmd_train,
+            "posttrain": cmd_posttrain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -145,24 +145,32 @@ class DiTTask:
 
     def export(self, ema: dict[str, nn.Module], out_dir: Path) -> Path:
         """A model directory (EMA weights) that TextToAudio.from_pretrained loads."""
-        model = copy.deepcopy(self.tta)
-        model.model.load_state_dict(ema["dit"].state_dict())
-        model.conditioner.load_state_dict(ema["conditioner"].state_dict())
-        model.save_pretrained(out_dir)
-        return out_dir
+        return with_ema_weights(self.tta, ema["dit"], ema["conditioner"]).save_pretrained(out_dir)
 
     def evaluate(self, step: int, ema: dict[str, nn.Module], logger: RunLogger) -> dict[str, float]:
-        from prestissimo.evaluation.plots import spectrogram_grid
-
-        out = self.export(ema, self.run_dir / "model")
-        model = TextToAudio.from_pretrained(out)
+        model = TextToAudio.from_pretrained(self.export(ema, self.run_dir / "model"))
         e = self.cfg.eval
         audio = model.generate(e.prompts, steps=e.steps, cfg_scale=e.cfg_scale, seed=e.seed)
-        samples = self.run_dir / "samples" / f"step_{step:08d}"
-        for i, clip in enumerate(audio):
-            model.save_wav(clip, samples / f"{i}.wav")
-            logger.audio(step, f"sample/{i}", clip, model.sample_rate)
-        png = spectrogram_grid([c.numpy() for c in audio], model.sample_rate, e.prompts, samples / "spectrograms.png")
-        logger.image(step, "spectrograms", png)
-        (samples / "prompts.json").write_text(json.dumps(e.prompts, indent=2))
+        log_samples(model, e.prompts, audio, self.run_dir / "samples" / f"step_{step:08d}", step, logger)
         return {}
+
+
+def with_ema_weights(tta: TextToAudio, denoiser: nn.Module, conditioner: nn.Module) -> TextToAudio:
+    """A copy of ``tta`` carrying the EMA weights of its denoiser and conditioner (what runs export)."""
+    model = copy.deepcopy(tta)
+    model.model.load_state_dict(denoiser.state_dict())
+    model.conditioner.load_state_dict(conditioner.state_dict())
+    return model
+
+
+def log_samples(model: TextToAudio, prompts: list[str], audio: torch.Tensor, folder: Path, step: int,
+                logger: RunLogger) -> None:
+    """Evaluation samples as WAVs + a spectrogram grid + prompts.json in ``folder``, and in TensorBoard."""
+    from prestissimo.evaluation.plots import spectrogram_grid
+
+    for i, clip in enumerate(audio):
+        model.save_wav(clip, folder / f"{i}.wav")
+        logger.audio(step, f"sample/{i}", clip, model.sample_rate)
+    png = spectrogram_grid([c.numpy() for c in audio], model.sample_rate, prompts, folder / "spectrograms.png")
+    logger.image(step, "spectrograms", png)
+    (folder / "prompts.json").write_text(json.dumps(prompts, indent=2))
