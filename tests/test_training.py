@@ -157,6 +157,32 @@ def test_stft_loss_is_gain_invariant_and_weighs_content_over_a_quiet_noise_floor
         multi_resolution_stft_loss(target * 0.5, target, sizes))
 
 
+def test_stft_loss_makes_silence_the_worst_answer_for_a_sparse_tone():
+    from prestissimo.training.autoencoder import multi_resolution_stft_loss
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 440 * t)
+    target = torch.stack([tone, 0.3 * tone])[None] * 0.3  # panned to the left
+    sizes = [2048, 1024, 512, 256, 128, 64]
+    spectrum = torch.fft.rfft(torch.randn(target.shape, generator=g))
+    freqs = torch.fft.rfftfreq(16000, 1 / 16000)
+    spectrum[..., (freqs < 380) | (freqs > 500)] = 0
+    band_noise = torch.fft.irfft(spectrum, 16000)
+    band_noise = band_noise / band_noise.std() * target.std()  # the right band and level, no tone
+    loss = {name: float(multi_resolution_stft_loss(pred, target, sizes)) for name, pred in {
+        "silence": target * 1e-4, "-20 dB": target * 0.1, "-6 dB": target * 0.5,
+        "band noise": band_noise, "mono": target.mean(1, keepdim=True).expand_as(target)}.items()}
+    assert loss["silence"] > loss["-20 dB"] > loss["band noise"] > loss["-6 dB"]
+    assert loss["silence"] > 3 * loss["-6 dB"]
+    assert loss["mono"] > loss["-6 dB"]
+    # every clip of a batch weighs the same, however loud or dense: a quiet tone beside loud noise
+    noise = torch.randn(target.shape, generator=g)
+    pair = multi_resolution_stft_loss(torch.cat([target * 1e-4, noise * 0.9]), torch.cat([target, noise]), sizes)
+    alone = [multi_resolution_stft_loss(target * 1e-4, target, sizes), multi_resolution_stft_loss(noise * 0.9, noise, sizes)]
+    assert abs(float(pair) - float(sum(alone)) / 2) < 1e-4
+
+
 def test_training_init_makes_the_fresh_decoder_depend_on_its_input():
     from prestissimo.models.autoencoder import OobleckAutoencoder
     from prestissimo.training.autoencoder import AETrainConfig, initialize_for_training

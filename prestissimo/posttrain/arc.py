@@ -279,7 +279,7 @@ class ARCTask:
         cfg.validate()
         self.cfg = cfg
         self.run_dir = run_dir
-        self.tta = TextToAudio.from_pretrained(base_dir)
+        self.tta = TextToAudio.from_pretrained(base_dir, device=cfg.loop.device)
         objective = self.tta.config.objective
         if objective not in FLOW_OBJECTIVES:
             raise ValueError(f"ARC post-trains rectified-flow models; {base_dir} has objective {objective!r}")
@@ -289,7 +289,7 @@ class ARCTask:
         self.generator_params = [p for p in list(self.tta.model.parameters()) + list(self.tta.conditioner.parameters())
                                  if p.requires_grad]
         torch.manual_seed(cfg.loop.seed)
-        self.disc = ARCDiscriminator(self.tta.model.model, cfg.discriminator).train()
+        self.disc = ARCDiscriminator(self.tta.model.model, cfg.discriminator).train().to(self.tta.device)
         self.teacher: nn.Module | None = None
         if cfg.ode_warmup.steps > 0:
             self.teacher = copy.deepcopy(self.tta.model).eval().requires_grad_(False)

@@ -107,7 +107,7 @@ class DiTTask:
         cfg.validate()
         self.cfg = cfg
         self.run_dir = run_dir
-        self.tta = TextToAudio.from_pretrained(init_dir)
+        self.tta = TextToAudio.from_pretrained(init_dir, device=cfg.loop.device)
         self.tta.model.train().requires_grad_(True)
         self.tta.conditioner.train().requires_grad_(True)  # projections / number embedders; text encoders stay frozen
         self.tta.pretransform.eval().requires_grad_(False)
@@ -157,7 +157,7 @@ class DiTTask:
 
 def with_ema_weights(tta: TextToAudio, denoiser: nn.Module, conditioner: nn.Module) -> TextToAudio:
     """A copy of ``tta`` carrying the EMA weights of its denoiser and conditioner (what runs export)."""
-    model = copy.deepcopy(tta)
+    model = copy.deepcopy(tta).cpu()
     model.model.load_state_dict(denoiser.state_dict())
     model.conditioner.load_state_dict(conditioner.state_dict())
     return model

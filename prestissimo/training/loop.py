@@ -50,6 +50,7 @@ class Batch:
     step: int
     seed: int
     weight: float  # share of the global batch: len(positions) / batch_size
+    device: str = "cpu"  # where the collated tensors live and where randn / rand put their numbers
 
     def generators(self, phase: int = 0, device: str | torch.device = "cpu") -> list[torch.Generator]:
         """One independent generator per item, fixed by (seed, step, phase, position)."""
@@ -61,15 +62,17 @@ class Batch:
         return gens
 
     def randn(self, shape_per_item: Sequence[int], phase: int = 0, stream: int = 0,
-              device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """[B, *shape] standard normal noise, item i drawn from its own generator."""
+              device: str | torch.device | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """[B, *shape] standard normal noise, item i drawn from its own generator (on the CPU, so the
+        numbers are the same whatever ``device`` they are moved to)."""
         gens = self.generators(phase * 16 + stream)
-        return torch.stack([torch.randn(*shape_per_item, generator=g) for g in gens]).to(device=device, dtype=dtype)
+        noise = torch.stack([torch.randn(*shape_per_item, generator=g) for g in gens])
+        return noise.to(device=device or self.device, dtype=dtype)
 
-    def rand(self, phase: int = 0, stream: int = 1, device: str | torch.device = "cpu") -> torch.Tensor:
+    def rand(self, phase: int = 0, stream: int = 1, device: str | torch.device | None = None) -> torch.Tensor:
         """[B] uniform(0, 1) numbers, one per item."""
         gens = self.generators(phase * 16 + stream)
-        return torch.cat([torch.rand(1, generator=g) for g in gens]).to(device)
+        return torch.cat([torch.rand(1, generator=g) for g in gens]).to(device or self.device)
 
 
 LossFn = Callable[[Batch], tuple[torch.Tensor, dict[str, float]]]
@@ -169,7 +172,8 @@ class RunLogger:
 
     def audio(self, step: int, tag: str, clip: torch.Tensor, sample_rate: int) -> None:
         if self.enabled and self.writer:
-            mono = clip.float().mean(dim=0) if clip.dim() == 2 else clip.float()
+            clip = clip.detach().float().cpu()
+            mono = clip.mean(dim=0) if clip.dim() == 2 else clip
             self.writer.add_audio(tag, mono.clamp(-1, 1).unsqueeze(0), step, sample_rate=sample_rate)
 
     def image(self, step: int, tag: str, png_path: Path) -> None:
@@ -279,7 +283,9 @@ class Trainer:
                     items.append(item)
                     kept.append(pos)
             if items:
-                batches.append(Batch(self.dataset.collate(items), kept, step, cfg.seed, len(kept) / cfg.batch_size))
+                data = {k: v.to(cfg.device) if isinstance(v, torch.Tensor) else v
+                        for k, v in self.dataset.collate(items).items()}
+                batches.append(Batch(data, kept, step, cfg.seed, len(kept) / cfg.batch_size, cfg.device))
         return batches
 
     # -- the loop ----------------------------------------------------------------------------
