@@ -44,10 +44,10 @@ def main() -> None:
         if not label:
             raise SystemExit(f"expected LABEL=DIR, got {spec!r}")
         metrics = json.loads((Path(folder) / "metrics.json").read_text())
-        if args.latency_runs > 0 and not metrics.get("model"):
-            raise SystemExit(f"{folder}/metrics.json names no model: latency needs `eval --model`")
         rows.append((label, metrics))
-    latency = [measure_latency(m, args.latency_runs) if args.latency_runs > 0 else float("nan") for _, m in rows]
+    # Rows scored with `eval --audio` (no model: reconstructions, another system's files) get no latency.
+    latency = [measure_latency(m, args.latency_runs) if args.latency_runs > 0 and m.get("model") else None
+               for _, m in rows]
 
     header = ["system", "sampler / steps / CFG", "network calls", "latency s (batch 1)", "speed-up",
               "Fréchet distance", "adherence", "chance", "diversity / prompt", "diversity overall"]
@@ -55,9 +55,10 @@ def main() -> None:
     print("|---|---|" + "---:|" * (len(header) - 2))
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for (label, m), lat in zip(rows, latency):
+        sampling = f"{m['sampler']} / {m['steps']} / {m['cfg_scale']:g}" if "sampler" in m else "-"
+        speed_up = f"{latency[0] / lat:.1f}x" if lat and latency[0] else "-"
         print("| " + " | ".join([
-            label, f"{m['sampler']} / {m['steps']} / {m['cfg_scale']:g}", str(m["network_evaluations_per_clip"]),
-            fmt(lat), f"{latency[0] / lat:.1f}x", fmt(m.get("fd")), fmt(m.get("adherence")),
+            label, sampling, str(m.get("network_evaluations_per_clip", "-")), fmt(lat), speed_up, fmt(m.get("fd")), fmt(m.get("adherence")),
             fmt(m.get("adherence_chance")), fmt(m.get("diversity_conditional")), fmt(m.get("diversity_unconditional")),
         ]) + " |")
     first = rows[0][1]

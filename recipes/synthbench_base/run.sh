@@ -34,4 +34,5 @@ evaluate untrained-50 "$RUNS/dit/init" 50
     --limit 50 --out "$RUNS/eval/ae-reconstructions" --quiet
 }
 python benchmarks/eval_table.py --latency-runs 1 "base, 100 steps=$RUNS/eval/base-100" \
-  "base, 50 steps=$RUNS/eval/base-50" "untrained, 50 steps=$RUNS/eval/untrained-50" | tee "$RUNS/table.md"
+  "base, 50 steps=$RUNS/eval/base-50" "untrained, 50 steps=$RUNS/eval/untrained-50" \
+  "autoencoder reconstructions=$RUNS/eval/ae-reconstructions" | tee "$RUNS/table.md"
