@@ -58,7 +58,8 @@ def main() -> None:
         sampling = f"{m['sampler']} / {m['steps']} / {m['cfg_scale']:g}" if "sampler" in m else "-"
         speed_up = f"{latency[0] / lat:.1f}x" if lat and latency[0] else "-"
         print("| " + " | ".join([
-            label, sampling, str(m.get("network_evaluations_per_clip", "-")), fmt(lat), speed_up, fmt(m.get("fd")), fmt(m.get("adherence")),
+            label, sampling, str(m.get("network_evaluations_per_clip", "-")), fmt(lat), speed_up,
+            fmt(m.get("fd")), fmt(m.get("adherence")),
             fmt(m.get("adherence_chance")), fmt(m.get("diversity_conditional")), fmt(m.get("diversity_unconditional")),
         ]) + " |")
     first = rows[0][1]

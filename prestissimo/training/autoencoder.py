@@ -62,6 +62,8 @@ class AETrainConfig:
         unknown = sorted(set(spec) - set(AUTOENCODER_PRESETS["tiny"]))
         if unknown:
             raise ValueError(f"unknown autoencoder overrides {unknown}")
+        if self.stft_log_weight < 0:
+            raise ValueError(f"stft_log_weight must be >= 0, got {self.stft_log_weight}")
         sample_rate = int(spec.pop("sample_rate"))
         if any(stride % 2 for stride in spec["strides"]):
             raise ValueError(f"strides must be even (got {spec['strides']}): Oobleck's kernel 2*stride and padding "
@@ -85,7 +87,7 @@ def initialize_for_training(ae: OobleckAutoencoder, residual_gain: float = 0.1,
     0.033 -> 0.005 in 25 steps, after which every input decoded alike).
     """
     residual_outputs = {id(unit.layers[-1]) for unit in ae.modules() if isinstance(unit, ResidualUnit)}
-    output = ae.decoder.layers[-1] if isinstance(ae.decoder.layers[-1], WNConv1d) else ae.decoder.layers[-2]
+    output = ae.decoder.layers[-2]  # the last convolution (a Tanh or Identity follows it)
     with torch.no_grad():
         for module in ae.modules():
             if not isinstance(module, (WNConv1d, WNConvTranspose1d)):
@@ -271,7 +273,7 @@ class AutoencoderTask:
         audio = batch.data["audio"]
         recon, mean, std = self.reconstruct(audio, batch)
         mrstft = multi_resolution_stft_loss(recon, audio, self.cfg.stft_sizes, self.cfg.stft_dynamic_range_db,
-                                    self.cfg.stft_log_weight)
+                                            self.cfg.stft_log_weight)
         kl = kl_divergence(mean, std)
         loss = w.mrstft * mrstft + w.kl * kl
         logs = {"mrstft": float(mrstft.detach()), "kl": float(kl.detach())}
@@ -314,7 +316,7 @@ class AutoencoderTask:
         recon = model.decode(model.encode(audio.to(self.cfg.loop.device))).cpu()
         model.train(was_training)
         score = float(multi_resolution_stft_loss(recon, audio, self.cfg.stft_sizes, self.cfg.stft_dynamic_range_db,
-                                    self.cfg.stft_log_weight))
+                                                 self.cfg.stft_log_weight))
         clips, titles = [], []
         for i, (a, r) in enumerate(zip(audio, recon)):
             clips += [a.numpy(), r.numpy()]
