@@ -213,6 +213,16 @@ def test_odd_autoencoder_strides_and_a_negative_log_weight_are_refused():
         AETrainConfig(preset="tiny", stft_log_weight=-0.1).architecture()
 
 
+def test_a_training_device_that_does_not_exist_is_refused():
+    from prestissimo.training.config import LoopConfig
+
+    with pytest.raises(ValueError, match="cpu, cuda or cuda:N"):
+        LoopConfig(device="gpu").validate()
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            LoopConfig(device="cuda").validate()
+
+
 class _ToyData:
     def __init__(self, n: int = 10):
         self.x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))

@@ -37,6 +37,7 @@ def posttrain_arc(cfg: ARCConfig, base: str | Path, data: str | Path, run_dir: s
     run_dir, data = Path(run_dir), Path(data)
     check_run_dir(run_dir, resume)
     cfg.validate()
+    cfg.loop.validate()
     info = init_distributed(cfg.loop.device)
     try:
         task = ARCTask(cfg, run_dir, base)

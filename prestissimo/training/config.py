@@ -72,6 +72,14 @@ class LoopConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        import torch
+
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r}: PyTorch sees no CUDA GPU on this machine")
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

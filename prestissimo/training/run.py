@@ -44,6 +44,7 @@ def train_autoencoder(cfg: AETrainConfig, manifest: str | Path, run_dir: str | P
 
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume)
+    cfg.loop.validate()
     info = init_distributed(cfg.loop.device)
     try:
         _, sample_rate = cfg.architecture()
@@ -73,6 +74,7 @@ def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, res
 
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume)
+    cfg.loop.validate()
     info = init_distributed(cfg.loop.device)
     try:
         dataset = LatentDataset(latents)
