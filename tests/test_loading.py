@@ -168,7 +168,8 @@ def test_released_configs_have_the_expected_geometry():
 @pytest.mark.parametrize("edit,match", [
     (lambda c: c["model"]["diffusion"].update(type="adp_cfg_1d"), "diffusion type"),
     (lambda c: c["model"]["diffusion"].update(diffusion_objective="x0"), "diffusion_objective"),
-    (lambda c: c["model"]["diffusion"]["config"].update(patch_size=2), "patch_size"),
+    (lambda c: c["model"]["diffusion"]["config"].update(input_concat_dim=4), "input_concat_dim"),
+    (lambda c: c["model"]["diffusion"]["config"].update(patch_size=0), "patch_size"),
     (lambda c: c["model"]["diffusion"]["config"].update(num_heads=7), "divisible"),
     (lambda c: c["model"]["diffusion"].update(global_cond_ids=["nope"]), "nope"),
     (lambda c: c["model"]["pretransform"]["config"]["encoder"].update(type="dac"), "dac"),

@@ -9,6 +9,7 @@ from prestissimo.models.factory import randomize_
 from prestissimo import TextToAudio
 from prestissimo.models import AutoencoderConfig, DiffusionTransformer, ModelConfig, OobleckAutoencoder
 from prestissimo.models.conditioners import NumberConditioner
+from prestissimo.models.config import ConfigError
 from prestissimo.models.presets import preset
 from prestissimo.models.transformer import RotaryEmbedding, apply_rotary
 
@@ -62,6 +63,29 @@ def test_adaln_global_conditioning_variant_runs():
     assert any("to_scale_shift_gate" in k for k in dit.state_dict())
     out = dit(torch.randn(1, 8, 6), torch.rand(1), cross_attn_cond=torch.randn(1, 3, 32), global_cond=torch.randn(1, 32))
     assert out.shape == (1, 8, 6) and torch.isfinite(out).all()
+
+
+def test_patched_dit_folds_frames_channel_major_and_round_trips_its_config():
+    c = preset("tiny")
+    c["model"]["diffusion"]["config"]["patch_size"] = 4
+    cfg = ModelConfig.from_dict(c)
+    assert cfg.dit.patch_size == 4 and cfg.dit.to_dict()["patch_size"] == 4
+    dit = randomize_(DiffusionTransformer(cfg.dit)).eval()
+    torch.nn.init.zeros_(dit.preprocess_conv.weight)  # so that the transformer's input is x itself
+    seen = {}
+    dit.transformer.register_forward_hook(lambda module, args, output: seen.update(tokens=args[0]))
+    x = torch.randn(2, 8, 12)
+    with torch.no_grad():
+        out = dit(x, torch.rand(2), cross_attn_cond=torch.randn(2, 3, 32), global_cond=torch.randn(2, 32))
+    tokens = seen["tokens"]  # [B, 12 / 4, 8 * 4], stable-audio-tools' "b (t p) c -> b t (c p)"
+    assert tokens.shape == (2, 3, 32)
+    assert torch.equal(tokens[1, 2, 5 * 4 + 1], x[1, 5, 2 * 4 + 1])  # channel 5, frame 9
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="patch_size"):
+        dit(torch.randn(1, 8, 10), torch.rand(1), cross_attn_cond=torch.randn(1, 3, 32), global_cond=torch.randn(1, 32))
+    c["sample_size"] = 8 * 1026  # 1026 latent frames
+    with pytest.raises(ConfigError, match="patch_size"):
+        ModelConfig.from_dict(c)
 
 
 def test_autoencoder_shapes_and_deterministic_mean():

@@ -157,6 +157,19 @@ def test_stft_loss_is_gain_invariant_and_weighs_content_over_a_quiet_noise_floor
         multi_resolution_stft_loss(target * 0.5, target, sizes))
 
 
+def test_stft_loss_tells_left_from_right():
+    """Mid/side magnitudes alone are blind to a mirrored clip (|STFT(L-R)| = |STFT(R-L)|)."""
+    from prestissimo.training.autoencoder import multi_resolution_stft_loss
+
+    t = torch.arange(8000) / 8000
+    tone = torch.sin(2 * torch.pi * 330 * t)
+    left_heavy = torch.stack([tone, 0.2 * tone])[None]
+    mirrored = left_heavy.flip(1)
+    sizes = [512, 256, 64]
+    assert float(multi_resolution_stft_loss(left_heavy, left_heavy, sizes)) < 1e-6
+    assert float(multi_resolution_stft_loss(mirrored, left_heavy, sizes)) > 0.2
+
+
 def test_stft_loss_makes_silence_the_worst_answer_for_a_sparse_tone():
     from prestissimo.training.autoencoder import multi_resolution_stft_loss
 

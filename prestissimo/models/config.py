@@ -134,6 +134,7 @@ class DiTConfig:
     qk_norm: Literal["none", "ln", "l2"] = "none"
     ff_mult: float = 4.0
     final_cross_attn_ix: int = -1
+    patch_size: int = 1  # latent frames folded into one token: a shorter sequence for attention
 
     @property
     def dim_heads(self) -> int:
@@ -149,7 +150,7 @@ class DiTConfig:
         _reject_unknown(
             "dit",
             c,
-            {"patch_size": 1, "input_concat_dim": 0, "prepend_cond_dim": 0, "transformer_type": "continuous_transformer",
+            {"input_concat_dim": 0, "prepend_cond_dim": 0, "transformer_type": "continuous_transformer",
              "timestep_cond_type": "global", "num_memory_tokens": 0, "conformer": False, "rotary_pos_emb": True,
              "use_sinusoidal_emb": False, "use_abs_pos_emb": False, "causal": False, "layer_scale": False},
         )
@@ -173,7 +174,10 @@ class DiTConfig:
             qk_norm=qk_norm,
             ff_mult=float(ff.get("mult", 4)),
             final_cross_attn_ix=int(c.get("final_cross_attn_ix", -1)),
+            patch_size=int(c.get("patch_size", 1)),
         )
+        if cfg.patch_size < 1:
+            raise ConfigError(f"dit: patch_size must be >= 1, got {cfg.patch_size}")
         if cfg.embed_dim % cfg.num_heads:
             raise ConfigError(f"dit: embed_dim {cfg.embed_dim} is not divisible by num_heads {cfg.num_heads}")
         if cfg.cond_token_dim and cfg.cond_embed_dim % cfg.dim_heads:
@@ -199,6 +203,8 @@ class DiTConfig:
             d["ff_kwargs"] = {"mult": self.ff_mult}
         if self.final_cross_attn_ix != -1:
             d["final_cross_attn_ix"] = self.final_cross_attn_ix
+        if self.patch_size != 1:
+            d["patch_size"] = self.patch_size
         return d
 
 
@@ -311,6 +317,9 @@ class ModelConfig:
             )
         if self.sample_size % self.autoencoder.downsampling_ratio:
             raise ConfigError("sample_size must be a multiple of the autoencoder downsampling ratio")
+        if self.latent_length % self.dit.patch_size:
+            raise ConfigError(f"the latent length {self.latent_length} (sample_size / downsampling ratio) must be a "
+                              f"multiple of the DiT patch_size {self.dit.patch_size}")
         if self.audio_channels != self.autoencoder.audio_channels:
             raise ConfigError("audio_channels differs from the autoencoder's channels")
         if self.cross_attention_cond_ids and self.dit.cond_token_dim != self.cond_dim:

@@ -52,7 +52,8 @@ class DiffusionTransformer(nn.Module):
                 nn.Linear(global_embed_dim, global_embed_dim, bias=False),
             )
         self.transformer = ContinuousTransformer(
-            dim=dim, depth=cfg.depth, dim_heads=cfg.dim_heads, dim_in=cfg.io_channels, dim_out=cfg.io_channels,
+            dim=dim, depth=cfg.depth, dim_heads=cfg.dim_heads, dim_in=cfg.io_channels * cfg.patch_size,
+            dim_out=cfg.io_channels * cfg.patch_size,
             cross_attend=cfg.cond_token_dim > 0, cond_token_dim=cfg.cond_embed_dim if cfg.cond_token_dim else None,
             qk_norm=cfg.qk_norm, ff_mult=cfg.ff_mult,
             global_cond_dim=dim if cfg.global_cond_type == "adaLN" else None,
@@ -91,13 +92,19 @@ class DiffusionTransformer(nn.Module):
         if self.cfg.global_cond_type == "prepend":
             prepend = global_embed.unsqueeze(1)
         x = self.preprocess_conv(x) + x
+        patch = self.cfg.patch_size
+        if x.shape[-1] % patch:
+            raise ValueError(f"latent length {x.shape[-1]} is not a multiple of the DiT patch_size {patch}")
+        # [B, C, T*P] -> [B, T, C*P]: channel-major inside a token, as stable-audio-tools folds patches
+        tokens = x.reshape(x.shape[0], x.shape[1], -1, patch).permute(0, 2, 1, 3).flatten(2)
         h = self.transformer(
-            x.transpose(1, 2), prepend=prepend, context=context,
+            tokens, prepend=prepend, context=context,
             global_cond=global_embed if self.cfg.global_cond_type == "adaLN" else None,
             context_kv=context_kv, exit_layer_ix=exit_layer_ix,
         )
         if exit_layer_ix is not None:
             return h
         n_prepend = 0 if prepend is None else prepend.shape[1]
-        out = h.transpose(1, 2)[:, :, n_prepend:]
+        out = h[:, n_prepend:]  # [B, T, C*P] -> [B, C, T*P]
+        out = out.reshape(out.shape[0], out.shape[1], -1, patch).permute(0, 2, 1, 3).flatten(2)
         return self.postprocess_conv(out) + out

@@ -66,6 +66,8 @@ def diffusers_dit(dit: DiffusionTransformer) -> "StableAudioDiTModel":
     from diffusers import StableAudioDiTModel
 
     cfg = dit.cfg
+    if cfg.patch_size != 1:
+        raise ValueError("diffusers' StableAudioDiTModel has no patch_size: no reference for a patched DiT")
     model = StableAudioDiTModel(
         sample_size=64, in_channels=cfg.io_channels, num_layers=cfg.depth, attention_head_dim=cfg.dim_heads,
         num_attention_heads=cfg.num_heads, num_key_value_attention_heads=cfg.cond_embed_dim // cfg.dim_heads,

@@ -98,7 +98,10 @@ def initialize_for_training(ae: OobleckAutoencoder, residual_gain: float = 0.1,
             else:  # [in, out, k]: each output sample sees k / stride taps of every input channel
                 fan_in = v.shape[0] * v.shape[2] / module.stride
             gain = residual_gain if id(module) in residual_outputs else output_gain if module is output else 1.0
-            nn.init.normal_(v)
+            # v's scale sets how fast Adam turns the weight's direction (a step moves each entry by
+            # ~lr, so the relative turn is lr / |entry|): entries ~ N(0, 1 / fan_in) turn it as fast
+            # as a plain conv with PyTorch's default init; unit entries turn it sqrt(fan_in) times slower.
+            nn.init.normal_(v, std=fan_in**-0.5)
             # weight = g * v / ||v|| with ||v|| over the v[0].numel() entries of a row
             module.weight_g.fill_(gain * (v[0].numel() / fan_in) ** 0.5)
             if module.bias is not None:
@@ -116,10 +119,14 @@ def stft_magnitude(x: torch.Tensor, n_fft: int) -> torch.Tensor:
 
 def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes: list[int],
                                dynamic_range_db: float = 60.0, log_weight: float = 1.0) -> torch.Tensor:
-    """Mean over resolutions of spectral convergence + log-magnitude L1, on the mid (L+R) and side
-    (L-R) signals of stereo audio (the sum-and-difference loss of stable-audio-tools), per channel
-    for mono. Resolutions longer than the clip are skipped. Convergence is taken over mid and side
-    together, because the side of a centred clip is exactly silent.
+    """Mean over resolutions of spectral convergence + log-magnitude L1, on the mid (L+R), side
+    (L-R), left and right signals of stereo audio, per channel for mono. Resolutions longer than
+    the clip are skipped. Convergence is taken over the four together, because the side of a
+    centred clip is exactly silent.
+
+    Mid and side alone (stable-audio-tools' sum-and-difference loss) cannot tell left from right:
+    |STFT(L-R)| = |STFT(R-L)|, so a mirrored clip costs nothing. Its GAN sees the channels; without
+    one, an autoencoder trained here returned clips panned hard left as centred or mirrored.
 
     Log magnitudes are compared over ``dynamic_range_db`` below each clip's spectral peak (the
     floor is shared by mid and side and by prediction and target), like a spectrogram display.
@@ -142,7 +149,8 @@ def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes: 
     """
     if pred.shape[1] == 2:
         pairs = [(pred[:, 0] + pred[:, 1], target[:, 0] + target[:, 1]),
-                 (pred[:, 0] - pred[:, 1], target[:, 0] - target[:, 1])]
+                 (pred[:, 0] - pred[:, 1], target[:, 0] - target[:, 1]),
+                 (pred[:, 0], target[:, 0]), (pred[:, 1], target[:, 1])]
     else:
         pairs = [(pred[:, c], target[:, c]) for c in range(pred.shape[1])]
     total, count = pred.new_zeros((), dtype=torch.float32), 0

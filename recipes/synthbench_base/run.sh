@@ -11,7 +11,7 @@ mkdir -p "$RUNS"
 [ -f "$RUNS/data/test/manifest.jsonl" ] || prestissimo synthbench make --n 100 --seed 999 --sample-rate 16000 --out "$RUNS/data/test"
 
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
-[ -f "$RUNS/autoencoder/model/model.safetensors" ] && [ -f "$RUNS/autoencoder/checkpoints/step_00001500/state.json" ] || \
+[ -f "$RUNS/autoencoder/model/model.safetensors" ] && [ -f "$RUNS/autoencoder/checkpoints/step_00003000/state.json" ] || \
   prestissimo train autoencoder --config "$HERE/autoencoder.json" --data "$RUNS/data/train/manifest.jsonl" \
     --out "$RUNS/autoencoder" $(resume "$RUNS/autoencoder")
 [ -f "$RUNS/latents/latents.json" ] || \
