@@ -125,8 +125,8 @@ def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes: 
     centred clip is exactly silent.
 
     Mid and side alone (stable-audio-tools' sum-and-difference loss) cannot tell left from right:
-    |STFT(L-R)| = |STFT(R-L)|, so a mirrored clip costs nothing. Its GAN sees the channels; without
-    one, an autoencoder trained here returned clips panned hard left as centred or mirrored.
+    |STFT(L-R)| = |STFT(R-L)|, so a mirrored clip costs nothing (its GAN sees the channels; a
+    GAN-free run has nothing else that does).
 
     Log magnitudes are compared over ``dynamic_range_db`` below each clip's spectral peak (the
     floor is shared by mid and side and by prediction and target), like a spectrogram display.
