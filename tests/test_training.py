@@ -116,7 +116,7 @@ def test_autoencoder_training_exports_a_directory_encode_reads(latents, tmp_path
     from prestissimo.models.autoencoder_io import load_autoencoder
 
     config = {"preset": "tiny", "seconds": 0.5, "adversarial_start": 2, "disc_stft_sizes": [256, 128],
-              "disc_channels": 8, "eval_clips": 2,
+              "disc_channels": 8, "eval_clips": 2, "weights": {"balance": 0.5},
               "loop": {"max_steps": 4, "batch_size": 2, "checkpoint_every": 2, "log_every": 1}}
     (tmp_path / "ae.json").write_text(json.dumps(config))
     run = subprocess.run([sys.executable, "-m", "prestissimo.serve.cli", "train", "autoencoder", "--config",
@@ -125,6 +125,7 @@ def test_autoencoder_training_exports_a_directory_encode_reads(latents, tmp_path
     assert run.returncode == 0, run.stderr
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("discriminator/loss" in r for r in rows) and any("eval/mrstft" in r for r in rows)
+    assert all("autoencoder/balance" in r for r in rows if "autoencoder/loss" in r)
     assert not any("discriminator/loss" in r for r in rows if r["step"] <= 2)  # warm-up: no GAN terms yet
     ae, sample_rate = load_autoencoder(tmp_path / "run" / "model")
     assert sample_rate == 8000 and (tmp_path / "run" / "model" / "reconstructions.png").is_file()
@@ -168,6 +169,17 @@ def test_stft_loss_tells_left_from_right():
     sizes = [512, 256, 64]
     assert float(multi_resolution_stft_loss(left_heavy, left_heavy, sizes)) < 1e-6
     assert float(multi_resolution_stft_loss(mirrored, left_heavy, sizes)) > 0.2
+
+
+def test_stereo_balance_loss_measures_the_position_error_in_tens_of_db():
+    from prestissimo.training.autoencoder import stereo_balance_loss
+
+    tone = torch.sin(torch.arange(4000) * 0.07)
+    left_heavy = torch.stack([tone, 0.1 * tone])[None]  # 20 dB to the left
+    assert float(stereo_balance_loss(left_heavy, left_heavy)) < 1e-6
+    assert abs(float(stereo_balance_loss(left_heavy.flip(1), left_heavy)) - 4.0) < 1e-3  # mirrored: 40 dB off
+    assert abs(float(stereo_balance_loss(0.1 * left_heavy.flip(1), left_heavy)) - 4.0) < 1e-3  # gain-invariant above the floor
+    assert float(stereo_balance_loss(tone[None, None], tone[None, None])) == 0.0  # mono
 
 
 def test_stft_loss_makes_silence_the_worst_answer_for_a_sparse_tone():

@@ -35,6 +35,7 @@ class LossWeights:
     kl: float = 1e-4
     adversarial: float = 0.1
     feature_matching: float = 5.0
+    balance: float = 0.0  # not in stable-audio-tools: see stereo_balance_loss
 
 
 @dataclass
@@ -175,6 +176,24 @@ def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes: 
     return total / count
 
 
+def stereo_balance_loss(pred: torch.Tensor, target: torch.Tensor, floor: float = 1e-8) -> torch.Tensor:
+    """Mean over clips of |balance(pred) - balance(target)| / 10 dB, balance = 10 log10(E_left / E_right)
+    (energies floored 80 dB below full scale); zero for mono.
+
+    A direct, gain-invariant signal for stereo position: a GAN-free autoencoder trained on
+    synthbench with STFT terms on mid, side, left and right still decoded every clip centred
+    after 3000 steps.
+    """
+    if pred.shape[1] != 2:
+        return pred.new_zeros((), dtype=torch.float32)
+
+    def balance_db(x: torch.Tensor) -> torch.Tensor:
+        energy = x.float().pow(2).mean(dim=-1) + floor  # [B, 2]
+        return 10.0 * torch.log10(energy[:, 0] / energy[:, 1])
+
+    return ((balance_db(pred) - balance_db(target)).abs() / 10.0).mean()
+
+
 def kl_divergence(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, std^2) || N(0, 1)), averaged over elements."""
     var = std**2
@@ -285,6 +304,10 @@ class AutoencoderTask:
         kl = kl_divergence(mean, std)
         loss = w.mrstft * mrstft + w.kl * kl
         logs = {"mrstft": float(mrstft.detach()), "kl": float(kl.detach())}
+        if w.balance:
+            balance = stereo_balance_loss(recon, audio)
+            loss = loss + w.balance * balance
+            logs["balance"] = float(balance.detach())
         if self.adversarial(batch.step):
             self.disc.requires_grad_(False)
             fake = self.disc(recon)
