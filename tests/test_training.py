@@ -229,13 +229,15 @@ def test_training_init_makes_the_fresh_decoder_depend_on_its_input():
                if getattr(m, "bias", None) is not None)
 
 
-def test_odd_autoencoder_strides_and_a_negative_log_weight_are_refused():
-    from prestissimo.training.autoencoder import AETrainConfig
+def test_odd_autoencoder_strides_and_negative_loss_weights_are_refused():
+    from prestissimo.training.autoencoder import AETrainConfig, LossWeights
 
     with pytest.raises(ValueError, match="even"):
         AETrainConfig(preset="tiny", overrides={"strides": [2, 5]}).architecture()
     with pytest.raises(ValueError, match="stft_log_weight"):
         AETrainConfig(preset="tiny", stft_log_weight=-0.1).architecture()
+    with pytest.raises(ValueError, match="weights.balance"):
+        AETrainConfig(preset="tiny", weights=LossWeights(balance=-1.0)).architecture()
 
 
 def test_a_training_device_that_does_not_exist_is_refused():

@@ -65,6 +65,8 @@ class AETrainConfig:
             raise ValueError(f"unknown autoencoder overrides {unknown}")
         if self.stft_log_weight < 0:
             raise ValueError(f"stft_log_weight must be >= 0, got {self.stft_log_weight}")
+        if self.weights.balance < 0:
+            raise ValueError(f"weights.balance must be >= 0, got {self.weights.balance}")
         sample_rate = int(spec.pop("sample_rate"))
         if any(stride % 2 for stride in spec["strides"]):
             raise ValueError(f"strides must be even (got {spec['strides']}): Oobleck's kernel 2*stride and padding "
