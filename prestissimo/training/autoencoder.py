@@ -114,10 +114,20 @@ def initialize_for_training(ae: OobleckAutoencoder, residual_gain: float = 0.1,
             head.bias[head.bias.shape[0] // 2:] = posterior_scale_bias
 
 
-def stft_magnitude(x: torch.Tensor, n_fft: int) -> torch.Tensor:
-    """|STFT| of [B, T] with a Hann window and hop n_fft / 4, in float32 for stable gradients."""
-    window = torch.hann_window(n_fft, device=x.device)
-    return torch.stft(x.float(), n_fft, n_fft // 4, window=window, return_complex=True).abs()
+def signal_magnitudes(audio: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """|STFT| [B, signal, freq, frames] of each channel of [B, C, T] audio, or for stereo of mid (L+R),
+    side (L-R), left and right; Hann window, hop n_fft / 4, float32 for stable gradients.
+
+    The STFT is linear, so mid and side come from the channels' spectra: two transforms, not four.
+    """
+    b, c, t = audio.shape
+    window = torch.hann_window(n_fft, device=audio.device)
+    spec = torch.stft(audio.float().reshape(b * c, t), n_fft, n_fft // 4, window=window, return_complex=True)
+    spec = spec.reshape(b, c, *spec.shape[1:])
+    if c == 2:
+        left, right = spec[:, 0], spec[:, 1]
+        spec = torch.stack([left + right, left - right, left, right], dim=1)
+    return spec.abs()
 
 
 def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes: list[int],
@@ -150,19 +160,11 @@ def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes: 
     (or 0.1) a small Oobleck could not overfit four sines in 100 steps; with 0.02 or 0 it matched
     their level and pan.
     """
-    if pred.shape[1] == 2:
-        pairs = [(pred[:, 0] + pred[:, 1], target[:, 0] + target[:, 1]),
-                 (pred[:, 0] - pred[:, 1], target[:, 0] - target[:, 1]),
-                 (pred[:, 0], target[:, 0]), (pred[:, 1], target[:, 1])]
-    else:
-        pairs = [(pred[:, c], target[:, c]) for c in range(pred.shape[1])]
     total, count = pred.new_zeros((), dtype=torch.float32), 0
     for n_fft in sizes:
         if n_fft > pred.shape[-1]:
             continue
-        spectra = [(stft_magnitude(p, n_fft), stft_magnitude(t, n_fft)) for p, t in pairs]
-        predicted = torch.stack([mp for mp, _ in spectra], dim=1)  # [B, pair, freq, frames]
-        reference = torch.stack([mt for _, mt in spectra], dim=1)
+        predicted, reference = signal_magnitudes(pred, n_fft), signal_magnitudes(target, n_fft)
         per_clip = (1, 2, 3)
         convergence = (torch.linalg.vector_norm(reference - predicted, dim=per_clip)
                        / torch.linalg.vector_norm(reference, dim=per_clip).clamp_min(1e-7))
