@@ -23,9 +23,9 @@ evaluate() {  # name model steps
   [ -f "$RUNS/eval/$1/metrics.json" ] || prestissimo eval --model "$2" --prompts "$RUNS/data/test/manifest.jsonl" \
     --limit 50 --steps "$3" --sampler euler --cfg-scale 4 --seeds 1 --out "$RUNS/eval/$1" --quiet
 }
-evaluate base-100 "$RUNS/dit/model" 100
 evaluate base-50 "$RUNS/dit/model" 50
 evaluate untrained-50 "$RUNS/dit/init" 50
+evaluate base-100 "$RUNS/dit/model" 100
 # The ceiling: the autoencoder's own reconstructions of the same clips, scored the same way.
 [ -f "$RUNS/eval/ae-reconstructions/metrics.json" ] || {
   python benchmarks/autoencoder_reconstructions.py "$RUNS/autoencoder/model" "$RUNS/data/test/manifest.jsonl" \
