@@ -140,3 +140,21 @@ def test_bench_command_prints_a_table_and_json(tmp_path, capsys):
 def test_bench_rejects_bad_options(capsys):
     assert main(["bench", "--model", "tiny", "--precision", "fp64"]) == 2
     assert "unknown precision" in capsys.readouterr().err
+
+
+def test_slow_bf16_is_announced_on_cpu_only(monkeypatch, caplog):
+    import logging
+
+    from prestissimo.runtime import hardware
+
+    log = logging.getLogger("test-bf16")
+    monkeypatch.setattr(hardware, "bf16_speedup", lambda device="cpu": 0.05)
+    with caplog.at_level(logging.WARNING, logger="test-bf16"):
+        hardware.warn_if_bf16_is_slow("cpu", log)
+        hardware.warn_if_bf16_is_slow("cuda", log)
+    assert len(caplog.records) == 1 and "0.05x" in caplog.records[0].getMessage()
+    caplog.clear()
+    monkeypatch.setattr(hardware, "bf16_speedup", lambda device="cpu": 2.0)
+    with caplog.at_level(logging.WARNING, logger="test-bf16"):
+        hardware.warn_if_bf16_is_slow("cpu", log)
+    assert not caplog.records

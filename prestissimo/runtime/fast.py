@@ -63,13 +63,10 @@ class FastPath:
         self.options = options
         device = tta.device
         compute = torch.bfloat16 if options.precision == "bf16" else torch.float32
-        if options.precision == "bf16" and device.type == "cpu":
-            from .hardware import bf16_speedup
+        if options.precision == "bf16":
+            from .hardware import warn_if_bf16_is_slow
 
-            ratio = bf16_speedup("cpu")
-            if ratio < 1.0:
-                log.warning("bf16 matmuls run %.2fx the speed of fp32 on this CPU (no AVX-512 BF16/AMX): "
-                            "bf16 will be slower, use fp32 or int8", ratio)
+            warn_if_bf16_is_slow(device, log)
         self.dtype = compute
         dit = tta.model.model
         if options.precision == "int8":

@@ -7,6 +7,7 @@ kernels (we have seen 0.3 GFLOP/s for bf16 against 130 for fp32 on an AVX2-only 
 from __future__ import annotations
 
 import functools
+import logging
 import time
 import warnings
 
@@ -62,3 +63,14 @@ def bf16_speedup(device: str = "cpu") -> float:
         fp32 = matmul_peak_gflops(torch.float32, device, n=512, budget_s=0.3)
         bf16 = matmul_peak_gflops(torch.bfloat16, device, n=512, budget_s=0.3)
     return bf16 / fp32
+
+
+def warn_if_bf16_is_slow(device: torch.device | str, log: logging.Logger) -> None:
+    """On a CPU without bf16 instructions, bf16 runs many times slower than fp32: say so before the
+    work starts instead of letting a run crawl. GPUs are not checked."""
+    if torch.device(device).type != "cpu":
+        return
+    ratio = bf16_speedup("cpu")
+    if ratio < 1.0:
+        log.warning("bf16 matmuls run %.2fx the speed of fp32 on this CPU (no AVX-512 BF16/AMX): "
+                    "bf16 will be slower, use fp32 (or int8 for inference)", ratio)

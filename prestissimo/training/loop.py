@@ -223,6 +223,10 @@ class Trainer:
         self.dist = dist_info or DistInfo()
         self.progress = progress
         loop.validate(self.dist.world_size)
+        if loop.precision == "bf16":
+            from prestissimo.runtime.hardware import warn_if_bf16_is_slow
+
+            warn_if_bf16_is_slow(loop.device, log)
         if len(dataset) == 0:
             raise ValueError("the dataset is empty")
         self.modules = task.modules()
