@@ -223,7 +223,7 @@ class Trainer:
         self.dist = dist_info or DistInfo()
         self.progress = progress
         loop.validate(self.dist.world_size)
-        if loop.precision == "bf16":
+        if loop.precision == "bf16" and self.dist.is_main:  # one timing probe and one warning per run
             from prestissimo.runtime.hardware import warn_if_bf16_is_slow
 
             warn_if_bf16_is_slow(loop.device, log)
