@@ -200,13 +200,27 @@ class TextToAudio(nn.Module):
     def embed_conditioning(self, tokens: torch.Tensor | None, global_cond: torch.Tensor | None) -> Conditioning:
         """This model's DiT input from conditioner outputs (see :meth:`conditioning_tokens`)."""
         context = self.model.model.embed_context(tokens) if tokens is not None else None
-        return Conditioning(context=context, global_cond=global_cond)
+        mask = self.global_prompt_mask()
+        return Conditioning(context=context, global_cond=global_cond,
+                            global_prompt_mask=None if mask is None or global_cond is None else mask.to(global_cond.device))
+
+    def global_prompt_mask(self) -> torch.Tensor | None:
+        """Which dims of the global vector come from a prompt (text) conditioner; None if none do."""
+        types = {c.id: c.type for c in self.config.conditioners}
+        flags = [types[k] != "number" for k in self.config.global_cond_ids]
+        if not any(flags):
+            return None
+        return torch.tensor(flags).repeat_interleave(self.config.cond_dim)
 
     def conditioning_tokens(self, prompts: Sequence[str], seconds_total: float | Sequence[float],
                             seconds_start: float | Sequence[float] = 0.0
                             ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The conditioners' outputs before any DiT: cross-attention tokens [B, Tc, cond_dim] and the
-        global vector [B, D]. Another DiT (a discriminator trunk) embeds them with its own layers."""
+        global vector [B, D]. Another DiT (a discriminator trunk) embeds them with its own layers.
+
+        A conditioner in ``global_cond_ids`` contributes the mean of its unmasked tokens: the number
+        embedders' single token as it is, a text encoder's pooled prompt (for MiniLM, its sentence
+        embedding) as SD3 and Flux feed a pooled prompt to their adaLN."""
         out = self.conditioner(self.conditioning_inputs(prompts, seconds_total, seconds_start), self.device)
         dtype = self.dtype
         tokens = None
@@ -216,8 +230,7 @@ class TextToAudio(nn.Module):
             tokens = torch.cat(parts, dim=1).to(dtype)
         global_cond = None
         if self.config.global_cond_ids:
-            global_cond = torch.cat([out[k][0].reshape(len(prompts), -1) for k in self.config.global_cond_ids], dim=-1)
-            global_cond = global_cond.to(dtype)
+            global_cond = torch.cat([_masked_mean(*out[k]) for k in self.config.global_cond_ids], dim=-1).to(dtype)
         return tokens, global_cond
 
     def request(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
@@ -350,3 +363,12 @@ class TextToAudio(nn.Module):
         counts["checkpoint_total"] = counts["dit"] + counts["autoencoder"] + counts["conditioners"]
         counts["text_encoder"] = text
         return counts
+
+
+def _masked_mean(emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[B, T, D] tokens and [B, T] mask -> [B, D] mean over the unmasked tokens (zeros if none)."""
+    if emb.dim() == 2:
+        return emb
+    weights = mask.to(emb.dtype).unsqueeze(-1)
+    return (emb * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+

@@ -123,6 +123,19 @@ def test_contrastive_switch_and_gradient_penalty(tiny_model_dir, tmp_path):
     assert logs["gradient_penalty"] > 0 and torch.isfinite(loss)
 
 
+def test_mismatched_prompts_reach_the_discriminator_pooled_prompt_too(pooled_model_dir, tmp_path):
+    task = _task(pooled_model_dir, tmp_path)
+    seen = []
+    forward = task.disc.forward
+    task.disc.forward = lambda x, s, tokens, global_cond: seen.append((tokens, global_cond)) or forward(
+        x, s, tokens, global_cond)
+    task.discriminator_loss(_batch(1))
+    (tokens, glob), (_, glob_fake), (wrong_tokens, wrong_glob) = seen
+    d = task.tta.config.cond_dim
+    assert torch.equal(glob, glob_fake) and not torch.equal(tokens, wrong_tokens)
+    assert not torch.allclose(glob[:, :d], wrong_glob[:, :d]) and torch.equal(glob[:, d:], wrong_glob[:, d:])
+
+
 def test_ode_warmup_regresses_the_generator_before_the_adversarial_phase(tiny_model_dir, tmp_path):
     from prestissimo.posttrain.arc import ODEWarmup
 

@@ -65,6 +65,28 @@ def test_adaln_global_conditioning_variant_runs():
     assert out.shape == (1, 8, 6) and torch.isfinite(out).all()
 
 
+def test_a_text_conditioner_in_global_ids_gives_its_masked_mean(pooled_model_dir, tmp_path):
+    tta = TextToAudio.from_pretrained(pooled_model_dir)
+    prompts = ["a dog", "rain on a tin roof at night"]
+    tokens, glob = tta.conditioning_tokens(prompts, 1.0)
+    out = tta.conditioner(tta.conditioning_inputs(prompts, 1.0), tta.device)
+    emb, mask = out["prompt"]
+    d = tta.config.cond_dim
+    for i in range(2):
+        expected = emb[i, mask[i]].mean(0)  # the padding does not dilute the mean
+        assert torch.allclose(glob[i, :d], expected, atol=1e-6)
+    assert torch.allclose(glob[:, d:], out["seconds_total"][0][:, 0])
+    cond = tta.embed_conditioning(tokens, glob)
+    assert cond.global_prompt_mask.tolist() == [True] * d + [False] * d
+    uncond = cond.without_prompt()
+    assert uncond[:, :d].abs().sum() == 0 and torch.equal(uncond[:, d:], glob[:, d:])
+    # and the model still loads, generates and round-trips its config
+    audio = tta.generate(prompts[0], seconds=0.5, steps=2, seed=0)
+    assert torch.isfinite(audio).all()
+    tta.save_pretrained(tmp_path / "again")
+    assert TextToAudio.from_pretrained(tmp_path / "again").config.global_cond_ids == ["prompt", "seconds_total"]
+
+
 def test_patched_dit_folds_frames_channel_major_and_round_trips_its_config():
     c = preset("tiny")
     c["model"]["diffusion"]["config"]["patch_size"] = 4

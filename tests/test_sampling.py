@@ -165,3 +165,14 @@ def test_cfg_combines_cond_and_uncond_in_one_batched_call():
     out = cfg_denoiser(denoise, cond, uncond, 3.0)(torch.zeros(2, 1, 1), torch.ones(2))
     # cond output 12, uncond output 0 -> 0 + 3 * (12 - 0)
     assert calls == [4] and torch.allclose(out, torch.full((2, 1, 1), 36.0))
+
+
+def test_null_conditioning_zeroes_a_pooled_prompt_in_the_global_vector():
+    mask = torch.tensor([True, True, False])
+    cond = Conditioning(context=torch.ones(2, 3, 4), global_cond=torch.full((2, 3), 2.0), global_prompt_mask=mask)
+    uncond = null_conditioning(cond)
+    assert uncond.global_cond.tolist() == [[0, 0, 2], [0, 0, 2]] and uncond.context.abs().sum() == 0
+    seen = []
+    cfg_denoiser(lambda x, t, c: seen.append(c) or x, cond, uncond, 2.0)(torch.zeros(2, 1, 1), torch.ones(2))
+    assert seen[0].global_cond[2:, :2].abs().sum() == 0 and torch.equal(seen[0].global_prompt_mask, mask)
+

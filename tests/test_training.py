@@ -395,6 +395,13 @@ def test_cfg_dropout_zeroes_only_the_dropped_contexts():
     assert torch.equal(out.global_cond, cond.global_cond)
 
 
+def test_cfg_dropout_zeroes_the_pooled_prompt_but_not_the_seconds_of_dropped_items():
+    mask = torch.tensor([True, True, False])  # two prompt dims, one seconds dim
+    cond = Conditioning(context=torch.ones(2, 2, 4), global_cond=torch.ones(2, 3), global_prompt_mask=mask)
+    out = cfg_dropout(cond, torch.tensor([True, False]))
+    assert out.global_cond.tolist() == [[0, 0, 1], [1, 1, 1]] and out.context[0].abs().sum() == 0
+
+
 def test_latent_cache_stores_raw_means_whatever_the_pretransform_scale(latents, tmp_path):
     from prestissimo.data.latents import encode_dataset
     from prestissimo.models.autoencoder_io import load_autoencoder

@@ -77,12 +77,21 @@ class Conditioning:
     """Everything the DiT needs besides x and t, prepared once per generation.
 
     ``context`` is the embedded cross-attention context; ``context_kv`` optionally caches its per-layer
-    keys/values. ``global_cond`` is the concatenated global embedding (seconds).
+    keys/values. ``global_cond`` is the concatenated global vector (seconds, and a pooled prompt where the
+    model takes one); ``global_prompt_mask`` [D] marks its prompt-derived dims, which the unconditional
+    input of classifier-free guidance zeroes like the context.
     """
 
     context: torch.Tensor | None
     global_cond: torch.Tensor | None
     context_kv: list | None = None
+    global_prompt_mask: torch.Tensor | None = None
+
+    def without_prompt(self) -> torch.Tensor | None:
+        """global_cond with the prompt-derived dims zeroed (the unconditional global vector)."""
+        if self.global_cond is None or self.global_prompt_mask is None:
+            return self.global_cond
+        return self.global_cond.masked_fill(self.global_prompt_mask, 0.0)
 
     def batch_size(self) -> int:
         for t in (self.context, self.global_cond):

@@ -365,9 +365,9 @@ class ARCTask:
             rng = np.random.default_rng([batch.seed, batch.step, self.PERM, batch.positions[0]])
             partner = mismatched_pairing(list(d["caption"]), rng)
             with torch.no_grad():  # only the prompt is swapped; each item keeps its own seconds
-                wrong_tokens, _ = self.tta.conditioning_tokens([d["caption"][j] for j in partner],
-                                                               d["seconds_total"], d["seconds_start"])
-            d_wrong = self.disc(real_s, inp["s"], wrong_tokens, global_cond)
+                wrong_tokens, wrong_global = self.tta.conditioning_tokens([d["caption"][j] for j in partner],
+                                                                          d["seconds_total"], d["seconds_start"])
+            d_wrong = self.disc(real_s, inp["s"], wrong_tokens, wrong_global)
             contrast = w.contrastive * w.discriminator * contrastive_loss(d_real, d_wrong)
             loss = loss + contrast
             logs.update(contrastive=float(contrast.detach()), d_mismatched=float(d_wrong.detach().mean()))
@@ -393,7 +393,8 @@ class ARCTask:
         states: list[tuple[torch.Tensor, torch.Tensor]] = []
         with torch.no_grad():
             frozen = Conditioning(context=cond.context.detach() if cond.context is not None else None,
-                                  global_cond=cond.global_cond.detach() if cond.global_cond is not None else None)
+                                  global_cond=cond.global_cond.detach() if cond.global_cond is not None else None,
+                                  global_prompt_mask=cond.global_prompt_mask)
             guided = cfg_denoiser(self.teacher, frozen, null_conditioning(frozen), wu.cfg_scale)
 
             def recording(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -90,7 +90,8 @@ class FastPath:
     def prepare(self, cond: Conditioning) -> Conditioning:
         """Cast the conditioning and, if enabled, precompute the per-layer cross-attention K/V."""
         cast = lambda t: None if t is None else t.to(self.dtype)  # noqa: E731
-        cond = Conditioning(context=cast(cond.context), global_cond=cast(cond.global_cond))
+        cond = Conditioning(context=cast(cond.context), global_cond=cast(cond.global_cond),
+                            global_prompt_mask=cond.global_prompt_mask)
         if self.options.cache_context_kv and cond.context is not None:
             with torch.no_grad():
                 cond = replace(cond, context_kv=self.denoiser.model.context_kv(cond.context))

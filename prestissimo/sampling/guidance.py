@@ -15,10 +15,11 @@ def null_conditioning(cond: Conditioning) -> Conditioning:
     """The unconditional input of stable-audio-tools: zero cross-attention context, same global (seconds) embedding.
 
     The context is zeroed *before* embedding (the DiT's to_cond_embed of zeros is zero for the
-    bias-free MLP), so the embedded context is zero too.
+    bias-free MLP), so the embedded context is zero too. A pooled prompt in the global vector is zeroed
+    as well (``global_prompt_mask``), so that nothing of the prompt reaches the unconditional pass.
     """
     ctx = None if cond.context is None else torch.zeros_like(cond.context)
-    return Conditioning(context=ctx, global_cond=cond.global_cond)
+    return Conditioning(context=ctx, global_cond=cond.without_prompt(), global_prompt_mask=cond.global_prompt_mask)
 
 
 def cfg_denoiser(denoise: CondDenoiseFn, cond: Conditioning, uncond: Conditioning | None,
@@ -35,6 +36,7 @@ def cfg_denoiser(denoise: CondDenoiseFn, cond: Conditioning, uncond: Conditionin
         context=_cat(cond.context, uncond.context),
         global_cond=_cat(cond.global_cond, uncond.global_cond),
         context_kv=_cat_kv(cond.context_kv, uncond.context_kv),
+        global_prompt_mask=cond.global_prompt_mask,
     )
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ denoising losses (rectified flow, v-diffusion, EDM), plus classifier-free-guidan
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
@@ -40,12 +41,18 @@ def sample_noise_levels(u: torch.Tensor, distribution: str = "logit_normal", mea
 
 
 def cfg_dropout(cond: Conditioning, drop: torch.Tensor) -> Conditioning:
-    """Zero the cross-attention context of items where `drop` [B] is True: the unconditional input
-    that classifier-free guidance uses at sampling time (seconds conditioning is kept)."""
-    if cond.context is None or not bool(drop.any()):
+    """Zero the cross-attention context (and any pooled prompt in the global vector) of items where
+    `drop` [B] is True: the unconditional input that classifier-free guidance uses at sampling time
+    (seconds conditioning is kept)."""
+    if not bool(drop.any()):
         return cond
-    keep = (~drop).to(cond.context.dtype).view(-1, 1, 1)
-    return Conditioning(context=cond.context * keep, global_cond=cond.global_cond)
+    context = cond.context
+    if context is not None:
+        context = context * (~drop).to(context.dtype).view(-1, 1, 1)
+    global_cond = cond.global_cond
+    if global_cond is not None and cond.global_prompt_mask is not None:
+        global_cond = torch.where(drop.view(-1, 1) & cond.global_prompt_mask, torch.zeros_like(global_cond), global_cond)
+    return replace(cond, context=context, global_cond=global_cond)
 
 
 def diffusion_loss(denoiser: torch.nn.Module, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
