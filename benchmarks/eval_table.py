@@ -50,7 +50,7 @@ def main() -> None:
                for _, m in rows]
 
     header = ["system", "sampler / steps / CFG", "network calls", "latency s (batch 1)", "speed-up",
-              "Fréchet distance", "adherence", "chance", "diversity / prompt", "diversity overall"]
+              "Fréchet distance", "adherence", "chance", "p", "diversity / prompt", "diversity overall"]
     print("| " + " | ".join(header) + " |")
     print("|---|---|" + "---:|" * (len(header) - 2))
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -60,12 +60,14 @@ def main() -> None:
         print("| " + " | ".join([
             label, sampling, str(m.get("network_evaluations_per_clip", "-")), fmt(lat), speed_up,
             fmt(m.get("fd")), fmt(m.get("adherence")),
-            fmt(m.get("adherence_chance")), fmt(m.get("diversity_conditional")), fmt(m.get("diversity_unconditional")),
+            fmt(m.get("adherence_chance")), fmt(m.get("adherence_p_value")), fmt(m.get("diversity_conditional")),
+            fmt(m.get("diversity_unconditional")),
         ]) + " |")
     first = rows[0][1]
     print(f"\n{first.get('n_prompts')} prompts x {first.get('seeds_per_prompt')} seeds from {first.get('prompts')}; "
           f"embedding {first.get('embedding')}; latency median of {args.latency_runs} runs, "
-          "speed-up relative to the first row")
+          "speed-up relative to the first row; chance = mean adherence with every clip judged against another "
+          "clip's prompt, p = share of such shufflings scoring at least the row's adherence (a permutation test)")
 
 
 if __name__ == "__main__":

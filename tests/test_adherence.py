@@ -8,7 +8,7 @@ import pytest
 from prestissimo.data.synthbench import SynthbenchSpec, iter_clips, synthesize
 from prestissimo.data.synthbench.render import clip_rng, render_clip
 from prestissimo.evaluation import adherence
-from prestissimo.evaluation.audio_features import yin
+from prestissimo.evaluation.audio_features import analyse, yin
 
 
 def test_every_scored_estimator_reads_ground_truth_at_95_percent_or_better():
@@ -63,3 +63,28 @@ def test_derangement_has_no_fixed_point(n):
         assert sorted(perm) == list(range(n)) and not np.any(perm == np.arange(n))
     with pytest.raises(ValueError):
         adherence.derangement(1, np.random.default_rng(0))
+    rng = np.random.default_rng(0)  # uniform: both derangements of 3 items show up, about equally often
+    counts = {}
+    for _ in range(400):
+        key = tuple(adherence.derangement(3, rng))
+        counts[key] = counts.get(key, 0) + 1
+    assert set(counts) == {(1, 2, 0), (2, 0, 1)} and min(counts.values()) > 150
+
+
+def test_chance_level_is_a_permutation_test():
+    labels = np.arange(20) % 5  # each clip shows its own label; three other clips share it
+    matches = lambda perm: float(np.mean(labels[perm] == labels))  # noqa: E731
+    perfect = adherence.chance_level(matches, 20, observed=1.0, n_derangements=199)
+    assert perfect.p_value == pytest.approx(1 / 200) and perfect.n_derangements == 199
+    assert abs(perfect.mean - 3 / 19) < 0.03  # a random other clip shares the label 3 times in 19
+    assert perfect.mean <= perfect.p95 < 1.0
+    blind = adherence.chance_level(lambda perm: 0.4, 20, observed=0.4, n_derangements=99)
+    assert blind.mean == pytest.approx(0.4) and blind.p_value == 1.0  # a prompt-blind score is never significant
+
+
+def test_estimates_score_like_features():
+    audio = np.sin(2 * np.pi * 220 * np.arange(22050) / 22050)[None].repeat(2, 0) * 0.3
+    features = analyse(audio, 22050)
+    attrs = {"family": "tonal", "loudness": "loud", "pan": "center", "register": "mid"}
+    assert adherence.check_estimates(adherence.estimate_attributes(features), attrs) == \
+        adherence.check_features(features, attrs)

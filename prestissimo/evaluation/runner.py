@@ -151,21 +151,25 @@ def evaluate_clip_sets(entries: Sequence[ManifestEntry], clip_sets: list[list[np
     if k >= 2:
         report["diversity_conditional"] = conditional_diversity(embeddings, metric)
     if any(e.attributes for e in entries):
-        features: dict[int, Any] = {}  # each clip analysed once, scored against its own and another prompt
+        estimates: dict[int, dict[str, Any]] = {}  # each clip analysed once, scored against many prompts
 
         def check(i: int, entry: ManifestEntry) -> dict[str, bool]:
             if not adherence.applicable(entry.attributes, mentioned=entry.mentioned or None):
                 return {}
-            if i not in features:
-                features[i] = analyse(first[i], sample_rate)
-            return adherence.check_features(features[i], entry.attributes, entry.mentioned or None)
+            if i not in estimates:
+                estimates[i] = adherence.estimate_attributes(analyse(first[i], sample_rate))
+            return adherence.check_estimates(estimates[i], entry.attributes, entry.mentioned or None)
 
         summary = adherence.summarize([check(i, e) for i, e in enumerate(entries)])
         report["adherence"] = summary.score
         report["adherence_attributes"] = {n: summary.accuracy(n) for n in sorted(summary.totals)}
-        if len(entries) >= 2:
-            perm = adherence.derangement(len(entries), np.random.default_rng(chance_seed))
-            report["adherence_chance"] = adherence.summarize([check(i, entries[j]) for i, j in enumerate(perm)]).score
+        if len(entries) >= 2 and not np.isnan(summary.score):
+            chance = adherence.chance_level(
+                lambda perm: adherence.summarize([check(i, entries[j]) for i, j in enumerate(perm)]).score,
+                len(entries), summary.score, seed=chance_seed)
+            report["adherence_chance"] = chance.mean
+            report["adherence_chance_p95"] = chance.p95
+            report["adherence_p_value"] = chance.p_value
     if clap is not None:
         from prestissimo.evaluation.alignment import clap_score
 
@@ -182,6 +186,7 @@ def format_report(report: dict[str, Any]) -> str:
                  ("seconds / clip", f"{report['seconds_per_clip']:.3f}")]
     names = {"fd": f"Fréchet distance ({report['embedding']})", "mmd": f"MMD² ({report['embedding']})",
              "adherence": "prompt adherence", "adherence_chance": "adherence, mismatched prompts (chance)",
+             "adherence_chance_p95": "  chance, 95th percentile", "adherence_p_value": "  p-value (permutation test)",
              "diversity_conditional": f"diversity per prompt ({report['diversity_metric']})",
              "diversity_unconditional": f"diversity overall ({report['diversity_metric']})",
              "clap_score": "CLAP score"}
