@@ -73,11 +73,33 @@ def test_batch_generation_from_a_prompts_file(tiny_model_dir, tmp_path, capsys):
     (["info", "--model", "{tmp}/missing"], "does not exist"),
     (["create-model", "{model}"], "not empty"),
     (["create-model", "{tmp}/new", "--preset", "huge"], "unknown preset"),
+    (["export", "{model}", "--out", "{model}"], "not empty"),
+    (["export", "{model}", "--out", "{tmp}/x", "--storage", "int4"], "storage must be one of"),
+    (["export", "{model}", "--out", "{tmp}/x", "--card", "{tmp}/nope.md"], "does not exist"),
+    (["export", "{model}", "--out", "{tmp}/x", "--max-mb", "0.5"], "over the 0.5 MB budget"),
 ])
 def test_bad_input_exits_2_with_one_line(tiny_model_dir, tmp_path, capsys, args, message):
     code, _, err = run([a.format(model=tiny_model_dir, tmp=tmp_path) for a in args], capsys)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_export_stores_fp16_with_a_card_and_generates_like_the_original(tiny_model_dir, tmp_path, capsys):
+    from prestissimo import TextToAudio
+
+    card = tmp_path / "card.md"
+    card.write_text("# tiny\nrandom weights\n")
+    out = tmp_path / "release"
+    code, stdout, _ = run(["export", tiny_model_dir, "--out", out, "--card", card, "--max-mb", 40], capsys)
+    assert code == 0 and "MB" in stdout and (out / "README.md").read_text() == card.read_text()
+    assert (out / "model.safetensors").stat().st_size < 0.6 * (tiny_model_dir / "model.safetensors").stat().st_size
+    original, exported = TextToAudio.from_pretrained(tiny_model_dir), TextToAudio.from_pretrained(out)
+    assert exported.dtype == original.dtype  # stored fp16, loaded back as fp32
+    a, b = (m.generate("a bell", seconds=0.5, steps=2, seed=0) for m in (original, exported))
+    assert (a - b).abs().max() < 1e-2 * a.abs().max()
+    # a refused export leaves the previous one as it was
+    assert run(["export", tiny_model_dir, "--out", out, "--overwrite", "--max-mb", 0.5], capsys)[0] == 2
+    assert (out / "README.md").is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".release")]
 
 
 def test_info_reports_released_parameter_counts(capsys):

@@ -154,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     pt.add_argument("--quiet", action="store_true")
 
+    x = sub.add_parser("export", help="copy a model for release: smaller weight storage, model card, size budget")
+    x.add_argument("model", help="model directory or hub id")
+    x.add_argument("--out", type=Path, required=True)
+    x.add_argument("--storage", default="fp16", help="fp16 | bf16 | fp32: the dtype the weights are stored in "
+                   "(loading casts back to fp32 on CPU)")
+    x.add_argument("--card", type=Path, default=None, help="model card (markdown), stored as README.md")
+    x.add_argument("--max-mb", type=_number, default=None, help="refuse an export larger than this")
+    x.add_argument("--overwrite", action="store_true", help="replace --out if it holds a model")
+
     c = sub.add_parser("create-model", help="write a model directory with random weights (tests, demos, benchmarks)")
     c.add_argument("out", type=Path, help="directory to create")
     c.add_argument("--preset", default="tiny", help="tiny | tiny-1.0 | sao-small | sao-1.0")
@@ -390,6 +399,15 @@ def cmd_create_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..models.export import directory_bytes, export_model
+
+    out = export_model(args.model, args.out, storage=args.storage, card=args.card, max_megabytes=args.max_mb,
+                       overwrite=args.overwrite)
+    print(f"{out} ({directory_bytes(out) / 1e6:.1f} MB)")
+    return 0
+
+
 def cmd_synthbench(args: argparse.Namespace) -> int:
     from ..data.synthbench import SynthbenchSpec, iter_clips, make_synthbench
 
@@ -518,7 +536,7 @@ def cmd_posttrain(args: argparse.Namespace) -> int:
 
 COMMANDS = {"generate": cmd_generate, "info": cmd_info, "bench": cmd_bench, "create-model": cmd_create_model,
             "synthbench": cmd_synthbench, "eval": cmd_eval, "encode": cmd_encode, "train": cmd_train,
-            "posttrain": cmd_posttrain}
+            "posttrain": cmd_posttrain, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

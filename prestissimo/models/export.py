@@ -1,0 +1,69 @@
+"""Exporting a model directory for release: weights stored in a smaller dtype, a model card, a size
+budget, and a check that the result loads; written next to the target and renamed into place, so a
+failed export never leaves a half-written model where the old one was."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .loading import read_config, read_state_dict, resolve_model_dir, write_model_dir
+
+STORAGE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+CARD_NAME = "README.md"
+
+
+class ExportError(ValueError):
+    """The export was refused; nothing at the target changed."""
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def export_model(source: str | Path, out: str | Path, storage: str = "fp16", card: str | Path | None = None,
+                 max_megabytes: float | None = None, overwrite: bool = False) -> Path:
+    """Write ``source``'s config and weights to ``out`` with floating-point tensors stored as ``storage``.
+
+    Loading casts them back to the model's dtype (fp32 on CPU), so fp16 storage halves the files and
+    costs only the rounding of each weight. The exported directory is loaded once before it replaces
+    ``out``; a local text encoder directory next to the weights is copied along.
+    """
+    from ..pipeline import TextToAudio
+
+    if storage not in STORAGE_DTYPES:
+        raise ExportError(f"storage must be one of {', '.join(STORAGE_DTYPES)}, got {storage!r}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ExportError(f"{out} exists and is not empty (pass overwrite to replace it)")
+    if card is not None and not Path(card).is_file():
+        raise ExportError(f"model card {card} does not exist")
+    src = resolve_model_dir(source)
+    dtype = STORAGE_DTYPES[storage]
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in read_state_dict(src).items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write_model_dir(staging, read_config(src), state)
+        for entry in src.iterdir():  # local text encoders (tiny test models) travel with the weights
+            if entry.is_dir() and (entry / "config.json").is_file():
+                shutil.copytree(entry, staging / entry.name)
+        if card is not None:
+            shutil.copyfile(card, staging / CARD_NAME)
+        TextToAudio.from_pretrained(staging, load_text_encoder=False)  # strict keys and shapes, before publishing
+        size = directory_bytes(staging)
+        if max_megabytes is not None and size > max_megabytes * 1e6:
+            raise ExportError(f"the export is {size / 1e6:.1f} MB, over the {max_megabytes:g} MB budget")
+        previous = staging.with_name(staging.name + ".old")
+        if out.exists():
+            out.rename(previous)
+        staging.rename(out)
+        if previous.exists():
+            shutil.rmtree(previous)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out
