@@ -25,8 +25,9 @@ from .models.conditioners import MultiConditioner, T5Conditioner, build_conditio
 from .models.config import ModelConfig
 from .models.denoiser import Conditioning, Denoiser, add_noise
 from .models.dit import DiffusionTransformer
-from .models.loading import (check_state_dict, normalize_keys, read_config, read_state_dict, resolve_model_dir,
-                             write_model_dir)
+from .models import loading
+from .models.loading import (ModelLoadError, check_state_dict, normalize_keys, read_config,
+                             read_state_dict, resolve_model_dir, write_model_dir)
 from .sampling import SAMPLERS, cfg_denoiser, null_conditioning
 from .sampling.samplers import sample_dpmpp_2m, sample_euler, sample_pingpong
 from .sampling.schedules import linear_schedule, logsnr_schedule
@@ -110,9 +111,10 @@ class TextToAudio(nn.Module):
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
-    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, device: str | torch.device = "cpu",
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                         dtype: torch.dtype | None = None, load_text_encoder: bool = True) -> "TextToAudio":
-        """Load a model directory or hub repo id (``model_config.json`` + ``model.safetensors``/``model.ckpt``).
+        """Load a model directory or hub repo id (``model_config.json`` + ``model.safetensors``/``model.ckpt``);
+        with no argument, the model shipped inside the package.
 
         The dtype follows the device, never the checkpoint (fp16 on CPU is two orders of magnitude slower):
         fp32 unless asked otherwise. ``load_text_encoder=False`` skips the (external) text encoder, for
@@ -120,6 +122,11 @@ class TextToAudio(nn.Module):
         """
         if dtype == torch.float16 and torch.device(device).type == "cpu":
             raise ValueError("float16 on CPU is extremely slow; use float32 or bfloat16")
+        if path_or_repo_id is None:
+            path_or_repo_id = loading.default_model_dir()
+            if path_or_repo_id is None:
+                raise ModelLoadError("no default model ships with this build of prestissimo: "
+                                     "pass a model directory or hub id")
         model_dir = resolve_model_dir(path_or_repo_id)
         config = ModelConfig.from_dict(read_config(model_dir))
         state = normalize_keys(read_state_dict(model_dir))

@@ -102,6 +102,21 @@ def test_export_stores_fp16_with_a_card_and_generates_like_the_original(tiny_mod
     assert (out / "README.md").is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".release")]
 
 
+def test_the_shipped_model_is_the_default(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    import prestissimo.models.loading as loading
+    from prestissimo import TextToAudio
+    from prestissimo.models.loading import ModelLoadError
+
+    monkeypatch.setattr(loading, "default_model_dir", lambda: None)
+    with pytest.raises(ModelLoadError, match="no default model"):
+        TextToAudio.from_pretrained()
+    assert "no default model" in run(["generate", "a bell", "-o", tmp_path / "a.wav"], capsys)[2]
+    monkeypatch.setattr(loading, "default_model_dir", lambda: tiny_model_dir)
+    assert TextToAudio.from_pretrained().model_dir == tiny_model_dir
+    code, stdout, _ = run(["generate", "a bell", "-o", tmp_path / "a.wav", "--seconds", 0.5, "--quiet"], capsys)
+    assert code == 0 and sf.info(str(tmp_path / "a.wav")).frames == 4000
+
+
 def test_info_reports_released_parameter_counts(capsys):
     code, out, _ = run(["info", "--model", "sao-small", "--json"], capsys)
     info = json.loads(out)
