@@ -378,4 +378,3 @@ def _masked_mean(emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return emb
     weights = mask.to(emb.dtype).unsqueeze(-1)
     return (emb * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-

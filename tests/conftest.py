@@ -35,4 +35,3 @@ def pooled_model_dir(tmp_path_factory):
     diffusion["global_cond_ids"] = ["prompt", "seconds_total"]
     diffusion["config"].update(global_cond_type="adaLN", global_cond_dim=2 * c["model"]["conditioning"]["cond_dim"])
     return create_random_model(c, tmp_path_factory.mktemp("pooled_model"), seed=0)
-

@@ -175,4 +175,3 @@ def test_null_conditioning_zeroes_a_pooled_prompt_in_the_global_vector():
     seen = []
     cfg_denoiser(lambda x, t, c: seen.append(c) or x, cond, uncond, 2.0)(torch.zeros(2, 1, 1), torch.ones(2))
     assert seen[0].global_cond[2:, :2].abs().sum() == 0 and torch.equal(seen[0].global_prompt_mask, mask)
-
