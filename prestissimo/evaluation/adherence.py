@@ -262,8 +262,8 @@ def check_clip(audio: np.ndarray, sample_rate: int, attributes: dict[str, Any],
 
 def check_features(features: AudioFeatures, attributes: dict[str, Any], mentioned: Sequence[str] | None = None,
                    names: Iterable[str] = SCORED_ATTRIBUTES) -> dict[str, bool]:
-    """check_clip on features already computed."""
-    return {n: ESTIMATORS[n].estimate(features) == attributes[n] for n in applicable(attributes, names, mentioned)}
+    """check_clip on features already computed (only the applicable attributes are estimated)."""
+    return check_estimates(estimate_attributes(features, applicable(attributes, names, mentioned)), attributes)
 
 
 def estimate_attributes(features: AudioFeatures, names: Iterable[str] = SCORED_ATTRIBUTES) -> dict[str, Any]:

@@ -50,8 +50,8 @@ def cfg_dropout(cond: Conditioning, drop: torch.Tensor) -> Conditioning:
     if context is not None:
         context = context * (~drop).to(context.dtype).view(-1, 1, 1)
     global_cond = cond.global_cond
-    if global_cond is not None and cond.global_prompt_mask is not None:
-        global_cond = torch.where(drop.view(-1, 1) & cond.global_prompt_mask, torch.zeros_like(global_cond), global_cond)
+    if global_cond is not None:
+        global_cond = torch.where(drop.view(-1, 1), cond.without_prompt(), global_cond)
     return replace(cond, context=context, global_cond=global_cond)
 
 

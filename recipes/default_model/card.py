@@ -16,6 +16,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from prestissimo.models.export import directory_bytes
+
 FOLLOWS, IGNORES = 0.6, 0.4  # per-attribute accuracy above / below which the card says "follows" / "not"
 
 
@@ -50,7 +52,7 @@ def attribute_rows(rows: list[tuple[str, dict]]) -> list[str]:
 def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict | None,
                latency: float | None) -> str:
     config = json.loads((model_dir / "model_config.json").read_text())
-    size_mb = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) / 1e6
+    size_mb = directory_bytes(model_dir) / 1e6
     with safe_open(str(model_dir / "model.safetensors"), "pt") as weights:
         stored = sorted({str(weights.get_slice(k).get_dtype()) for k in weights.keys()})
     sampling = config.get("prestissimo", {}).get("sampling", {})
