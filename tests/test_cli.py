@@ -77,6 +77,7 @@ def test_batch_generation_from_a_prompts_file(tiny_model_dir, tmp_path, capsys):
     (["export", "{model}", "--out", "{tmp}/x", "--storage", "int4"], "storage must be one of"),
     (["export", "{model}", "--out", "{tmp}/x", "--card", "{tmp}/nope.md"], "does not exist"),
     (["export", "{model}", "--out", "{tmp}/x", "--max-mb", "0.5"], "over the 0.5 MB budget"),
+    (["export", "{model}", "--out", "{tmp}/x", "--max-mb", "-1"], "budget must be > 0 MB"),
 ])
 def test_bad_input_exits_2_with_one_line(tiny_model_dir, tmp_path, capsys, args, message):
     code, _, err = run([a.format(model=tiny_model_dir, tmp=tmp_path) for a in args], capsys)

@@ -39,6 +39,8 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} exists and is not empty (pass overwrite to replace it)")
+    if max_megabytes is not None and not max_megabytes > 0:
+        raise ExportError(f"the size budget must be > 0 MB, got {max_megabytes:g}")
     if card is not None and not Path(card).is_file():
         raise ExportError(f"model card {card} does not exist")
     src = resolve_model_dir(source)
