@@ -326,6 +326,24 @@ def test_bf16_autocast_trains(tmp_path):
     assert not torch.equal(ema, task.net.weight.detach())  # the EMA copy lags the weights
 
 
+class _AlternatingTask(_ToyTask):
+    """Two phases on alternate steps, like ARC's generator and discriminator."""
+
+    def phases(self):
+        return [Phase("even", list(self.net.parameters()), self.loss, OptimizerConfig(lr=1e-2),
+                      active=lambda step: step % 2 == 0),
+                Phase("odd", list(self.net.parameters()), self.loss, OptimizerConfig(lr=1e-2),
+                      active=lambda step: step % 2 == 1)]
+
+
+def test_log_lines_average_the_window_and_report_phases_that_run_on_alternate_steps(tmp_path):
+    loop = LoopConfig(max_steps=8, batch_size=2, checkpoint_every=100, ema_decay=0.0, log_every=4)
+    Trainer(_AlternatingTask(), _ToyData(), loop, tmp_path, {}, progress=False).fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 4, 8]
+    assert all("even/loss" in r and "odd/loss" in r for r in rows[1:])
+
+
 def test_batch_noise_depends_on_position_not_on_the_split():
     whole = Batch({}, [0, 1, 2, 3], step=7, seed=1, weight=1.0).randn((2, 5))
     half = Batch({}, [2, 3], step=7, seed=1, weight=0.5).randn((2, 5))

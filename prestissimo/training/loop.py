@@ -345,6 +345,10 @@ class Trainer:
                    mininterval=0.1 if sys.stderr.isatty() else 60.0)
         bad_in_a_row = 0
         window_start, window_steps = time.perf_counter(), 0
+        # Every logged value is the mean over the steps since the last log line, so phases that run on
+        # alternate steps (ARC's generator and discriminator) are both reported.
+        window_sums: dict[str, float] = {}
+        window_counts: dict[str, int] = {}
         try:
             while self.step < cfg.max_steps:
                 batches = self._micro_batches(self.step)
@@ -376,12 +380,17 @@ class Trainer:
                 self.step += 1
                 window_steps += 1
                 bar.update(1)
-                if logs and (self.step % cfg.log_every == 0 or self.step == 1):
+                for k, v in logs.items():
+                    window_sums[k] = window_sums.get(k, 0.0) + v
+                    window_counts[k] = window_counts.get(k, 0) + 1
+                if window_sums and (self.step % cfg.log_every == 0 or self.step == 1):
                     now = time.perf_counter()
-                    logs["steps_per_second"] = window_steps / max(now - window_start, 1e-9)
+                    means = {k: v / window_counts[k] for k, v in window_sums.items()}
+                    means["steps_per_second"] = window_steps / max(now - window_start, 1e-9)
                     window_start, window_steps = now, 0
-                    logger.scalars(self.step, logs)
-                    bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items() if "loss" in k})
+                    window_sums, window_counts = {}, {}
+                    logger.scalars(self.step, means)
+                    bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in means.items() if "loss" in k})
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
                     self.save()
                 if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.max_steps:
