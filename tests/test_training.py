@@ -3,6 +3,7 @@ robust datasets, objective invariants."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -342,6 +343,22 @@ def test_log_lines_average_the_window_and_report_phases_that_run_on_alternate_st
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 4, 8]
     assert all("even/loss" in r and "odd/loss" in r for r in rows[1:])
+
+
+def test_the_ema_follows_only_steps_of_phases_that_update_it(tmp_path):
+    class FrozenOdd(_AlternatingTask):
+        def phases(self):
+            even, odd = super().phases()
+            return [even, dataclasses.replace(odd, parameters=[torch.nn.Parameter(torch.zeros(1))], updates_ema=False)]
+
+    torch.manual_seed(0)
+    task = FrozenOdd()
+    loop = LoopConfig(max_steps=2, batch_size=2, checkpoint_every=100, ema_decay=0.5, ema_warmup_power=0.0)
+    trainer = Trainer(task, _ToyData(), loop, tmp_path, {}, progress=False)
+    start = task.net.weight.detach().clone()
+    trainer.fit()
+    # one update after step 0 (decay 0.5); step 1's phase does not update the EMA, so no second pull
+    torch.testing.assert_close(trainer.ema["net"].weight, 0.5 * start + 0.5 * task.net.weight.detach())
 
 
 def test_batch_noise_depends_on_position_not_on_the_split():

@@ -312,7 +312,7 @@ class ARCTask:
         return [Phase("generator", self.generator_params, self.generator_loss, self.cfg.optim,
                       active=self.generator_turn, frozen=[self.disc]),
                 Phase("discriminator", list(self.disc.parameters()), self.discriminator_loss, self.cfg.disc_optim,
-                      active=lambda step: not self.generator_turn(step))]
+                      active=lambda step: not self.generator_turn(step), updates_ema=False)]
 
     # -- pieces shared by both phases
     def _inputs(self, batch: Batch, phase: int) -> dict[str, Any]:

@@ -91,6 +91,9 @@ class Phase:
     # step's discriminator): frozen through forward *and* backward, which activation checkpointing
     # needs (its recomputation must see the same requires_grad flags as the forward pass).
     frozen: list[nn.Module] = field(default_factory=list)
+    # Whether this phase changes the EMA targets: the EMA is updated after steps where one such phase
+    # ran, so a GAN's discriminator steps do not shorten its generator's EMA horizon.
+    updates_ema: bool = True
 
 
 @contextlib.contextmanager
@@ -373,7 +376,7 @@ class Trainer:
                             f"weights were not updated by them; last checkpoint: {ckpt.latest_checkpoint(self.run_dir)}")
                 else:
                     bad_in_a_row = 0
-                    if self.ema:
+                    if self.ema and any(p.updates_ema and p.active(self.step) for p in self.phases):
                         targets = self.task.ema_targets()
                         for name, ema in self.ema.items():
                             _ema_update(ema, targets[name], cfg.ema_decay_at(self.step))
