@@ -162,6 +162,19 @@ def test_prompts_change_the_output(tiny_model_dir):
     assert not torch.allclose(a, b)
 
 
+def test_free_form_prompts_with_unknown_words_give_sound(tiny_model_dir):
+    tta = TextToAudio.from_pretrained(tiny_model_dir)
+    randomize_(tta.model)
+    prompts = ["rain on a tin roof at night", "zxqvbl blorfing gnarp", "雨の音 🌧️ ça gronde", "!!!"]
+    out = tta.generate(prompts, seconds=0.25, steps=2, seed=0)
+    assert out.shape == (4, 2, 2000) and torch.isfinite(out).all() and out.abs().amax(dim=(1, 2)).gt(0).all()
+    # past the text encoder's token limit a prompt is truncated, not refused: only its start counts
+    long = " ".join(["wind"] * 600)
+    a = tta.generate(long + " and thunder", seconds=0.25, steps=2, seed=0)
+    b = tta.generate(long + " and birdsong", seconds=0.25, steps=2, seed=0)
+    assert torch.equal(a, b)
+
+
 def test_cfg_and_all_samplers_run_on_both_objectives(tiny_model_dir, tiny_v_model_dir):
     for d, samplers in ((tiny_model_dir, ["pingpong", "euler", "dpmpp-2m"]), (tiny_v_model_dir, ["pingpong", "dpmpp-2m"])):
         tta = TextToAudio.from_pretrained(d)

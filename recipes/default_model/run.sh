@@ -36,3 +36,7 @@ latency=$(awk -F'|' '/^\| shipped model/ {gsub(/ /, "", $3); print $3}' "$RUNS/w
 python recipes/default_model/card.py --model "$RUNS/export" --shipped "$RUNS/eval/shipped" --base "$RUNS/eval/base-100" \
   --reconstructions "$RUNS/eval/reconstructions" --latency "$latency" --out "$RUNS/card.md"
 prestissimo export "$RUNS/export" --out "$TARGET" --card "$RUNS/card.md" --max-mb 40 --overwrite
+
+# The README's picture: a few prompts with what the audio measurably is.
+python recipes/default_model/figure.py --out docs/default_model_spectrograms.png --wav-dir "$RUNS/figure_audio" \
+  | tee "$RUNS/figure.md"
