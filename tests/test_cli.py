@@ -103,6 +103,19 @@ def test_export_stores_fp16_with_a_card_and_generates_like_the_original(tiny_mod
     assert (out / "README.md").is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".release")]
 
 
+def test_export_can_set_the_default_sampling(tiny_model_dir, tmp_path, capsys):
+    from prestissimo import TextToAudio
+
+    out = tmp_path / "release"
+    code, _, _ = run(["export", tiny_model_dir, "--out", out, "--sampler", "euler", "--steps", 3, "--cfg-scale", 2.5],
+                     capsys)
+    assert code == 0
+    s = TextToAudio.from_pretrained(out).config.sampling
+    assert (s.sampler, s.steps, s.cfg_scale) == ("euler", 3, 2.5)
+    code, _, err = run(["export", tiny_model_dir, "--out", tmp_path / "bad", "--sampler", "ddim"], capsys)
+    assert code == 2 and "sampler must be one of" in err and not (tmp_path / "bad").exists()
+
+
 def test_the_shipped_model_is_the_default(tiny_model_dir, tmp_path, capsys, monkeypatch):
     import prestissimo.models.loading as loading
     from prestissimo import TextToAudio

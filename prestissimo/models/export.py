@@ -4,9 +4,11 @@ failed export never leaves a half-written model where the old one was."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,15 +27,28 @@ def directory_bytes(path: Path) -> int:
 
 
 def export_model(source: str | Path, out: str | Path, storage: str = "fp16", card: str | Path | None = None,
-                 max_megabytes: float | None = None, overwrite: bool = False) -> Path:
+                 max_megabytes: float | None = None, overwrite: bool = False,
+                 sampling: dict[str, Any] | None = None) -> Path:
     """Write ``source``'s config and weights to ``out`` with floating-point tensors stored as ``storage``.
 
     Loading casts them back to the model's dtype (fp32 on CPU), so fp16 storage halves the files and
-    costs only the rounding of each weight. The exported directory is loaded once before it replaces
-    ``out``; a local text encoder directory next to the weights is copied along.
+    costs only the rounding of each weight. ``sampling`` (sampler / steps / cfg_scale) replaces the
+    default sampling saved with the model, which `generate` uses when not told otherwise. The exported
+    directory is loaded once before it replaces ``out``; a local text encoder directory next to the
+    weights is copied along.
     """
     from ..pipeline import TextToAudio
+    from ..sampling import SAMPLERS
 
+    sampling = dict(sampling or {})
+    if set(sampling) - {"sampler", "steps", "cfg_scale"}:
+        raise ExportError(f"unknown sampling settings {sorted(set(sampling) - {'sampler', 'steps', 'cfg_scale'})}")
+    if "sampler" in sampling and sampling["sampler"] not in SAMPLERS:
+        raise ExportError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampling['sampler']!r}")
+    if "steps" in sampling and not (isinstance(sampling["steps"], int) and sampling["steps"] >= 1):
+        raise ExportError(f"steps must be an integer >= 1, got {sampling['steps']!r}")
+    if "cfg_scale" in sampling and not (math.isfinite(sampling["cfg_scale"]) and sampling["cfg_scale"] >= 0):
+        raise ExportError(f"cfg scale must be a finite number >= 0, got {sampling['cfg_scale']!r}")
     if storage not in STORAGE_DTYPES:
         raise ExportError(f"storage must be one of {', '.join(STORAGE_DTYPES)}, got {storage!r}")
     out = Path(out)
@@ -49,7 +64,11 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        write_model_dir(staging, read_config(src), state)
+        config = read_config(src)
+        if sampling:
+            ours = config.setdefault("prestissimo", {})
+            ours["sampling"] = {**ours.get("sampling", {}), **sampling}
+        write_model_dir(staging, config, state)
         for entry in src.iterdir():  # local text encoders (tiny test models) travel with the weights
             if entry.is_dir() and (entry / "config.json").is_file():
                 shutil.copytree(entry, staging / entry.name)
