@@ -136,6 +136,11 @@ class T5Conditioner(nn.Module):
         """Load tokenizer + encoder now; raises ConditionerUnavailable with instructions when they are missing."""
         if self.is_loaded:
             return
+        from .bert import BertEncoder, FastTokenizer, is_plain_bert
+
+        if Path(self.source).is_dir() and is_plain_bert(Path(self.source)):  # MiniLM: ~3 s faster than transformers
+            self._install(BertEncoder.from_folder(self.source), FastTokenizer(self.source))
+            return
         from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
         from transformers.utils import logging as hf_logging
 
@@ -161,6 +166,9 @@ class T5Conditioner(nn.Module):
         finally:
             hf_logging.set_verbosity(verbosity)
             hf_logging.enable_progress_bar()
+        self._install(encoder, tokenizer)
+
+    def _install(self, encoder: nn.Module, tokenizer: Any) -> None:
         ref = self.proj_out.weight if isinstance(self.proj_out, nn.Linear) else None
         encoder.eval().requires_grad_(False)
         if ref is not None:
