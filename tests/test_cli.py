@@ -93,6 +93,9 @@ def test_export_stores_fp16_with_a_card_and_generates_like_the_original(tiny_mod
     out = tmp_path / "release"
     code, stdout, _ = run(["export", tiny_model_dir, "--out", out, "--card", card, "--max-mb", 40], capsys)
     assert code == 0 and "MB" in stdout and (out / "README.md").read_text() == card.read_text()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(p.stat().st_mode & 0o666 == 0o666 & ~umask for p in out.iterdir())  # as a plain open() makes them
     assert (out / "model.safetensors").stat().st_size < 0.6 * (tiny_model_dir / "model.safetensors").stat().st_size
     original, exported = TextToAudio.from_pretrained(tiny_model_dir), TextToAudio.from_pretrained(out)
     assert exported.dtype == original.dtype  # stored fp16, loaded back as fp32

@@ -5,6 +5,7 @@ failed export never leaves a half-written model where the old one was."""
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,6 +25,15 @@ class ExportError(ValueError):
 
 def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _default_permissions(folder: Path) -> None:
+    """The modes a plain mkdir / open would have given under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def export_model(source: str | Path, out: str | Path, storage: str = "fp16", card: str | Path | None = None,
@@ -75,6 +85,7 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
         if card is not None:
             shutil.copyfile(card, staging / CARD_NAME)
         TextToAudio.from_pretrained(staging, load_text_encoder=False)  # strict keys and shapes, before publishing
+        _default_permissions(staging)  # mkdtemp / atomic writes make owner-only files; a release is for everyone
         size = directory_bytes(staging)
         if max_megabytes is not None and size > max_megabytes * 1e6:
             raise ExportError(f"the export is {size / 1e6:.1f} MB, over the {max_megabytes:g} MB budget")

