@@ -72,12 +72,17 @@ class GenerationRequest:
             raise ValueError(f"seconds must be > 0, got {self.seconds}")
         if self.seconds > max_seconds + 1e-6:
             raise ValueError(f"seconds must be at most {max_seconds:.2f} for this model, got {self.seconds}")
-        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r} (choose from {', '.join(SAMPLERS)})")
-        if not math.isfinite(self.cfg_scale) or self.cfg_scale < 0:
-            raise ValueError(f"cfg scale must be a finite number >= 0, got {self.cfg_scale}")
+        check_sampling(self.sampler, self.steps, self.cfg_scale)
+
+
+def check_sampling(sampler: str, steps: int, cfg_scale: float) -> None:
+    """One-line ValueError for sampling settings no sampler can run (a request's or a saved default)."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
+    if not math.isfinite(cfg_scale) or cfg_scale < 0:
+        raise ValueError(f"cfg scale must be a finite number >= 0, got {cfg_scale}")
 
 
 class TextToAudio(nn.Module):

@@ -116,7 +116,9 @@ def test_export_can_set_the_default_sampling(tiny_model_dir, tmp_path, capsys):
     s = TextToAudio.from_pretrained(out).config.sampling
     assert (s.sampler, s.steps, s.cfg_scale) == ("euler", 3, 2.5)
     code, _, err = run(["export", tiny_model_dir, "--out", tmp_path / "bad", "--sampler", "ddim"], capsys)
-    assert code == 2 and "sampler must be one of" in err and not (tmp_path / "bad").exists()
+    assert code == 2 and "unknown sampler 'ddim'" in err and not (tmp_path / "bad").exists()
+    code, _, err = run(["export", tiny_model_dir, "--out", tmp_path / "bad", "--steps", 0], capsys)
+    assert code == 2 and "steps must be an integer >= 1" in err and not list(tmp_path.glob("*bad*"))
 
 
 def test_the_shipped_model_is_the_default(tiny_model_dir, tmp_path, capsys, monkeypatch):

@@ -4,7 +4,6 @@ failed export never leaves a half-written model where the old one was."""
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -47,18 +46,11 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
     directory is loaded once before it replaces ``out``; a local text encoder directory next to the
     weights is copied along.
     """
-    from ..pipeline import TextToAudio
-    from ..sampling import SAMPLERS
+    from ..pipeline import TextToAudio, check_sampling
 
     sampling = dict(sampling or {})
     if set(sampling) - {"sampler", "steps", "cfg_scale"}:
         raise ExportError(f"unknown sampling settings {sorted(set(sampling) - {'sampler', 'steps', 'cfg_scale'})}")
-    if "sampler" in sampling and sampling["sampler"] not in SAMPLERS:
-        raise ExportError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampling['sampler']!r}")
-    if "steps" in sampling and not (isinstance(sampling["steps"], int) and sampling["steps"] >= 1):
-        raise ExportError(f"steps must be an integer >= 1, got {sampling['steps']!r}")
-    if "cfg_scale" in sampling and not (math.isfinite(sampling["cfg_scale"]) and sampling["cfg_scale"] >= 0):
-        raise ExportError(f"cfg scale must be a finite number >= 0, got {sampling['cfg_scale']!r}")
     if storage not in STORAGE_DTYPES:
         raise ExportError(f"storage must be one of {', '.join(STORAGE_DTYPES)}, got {storage!r}")
     out = Path(out)
@@ -84,7 +76,12 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
                 shutil.copytree(entry, staging / entry.name)
         if card is not None:
             shutil.copyfile(card, staging / CARD_NAME)
-        TextToAudio.from_pretrained(staging, load_text_encoder=False)  # strict keys and shapes, before publishing
+        exported = TextToAudio.from_pretrained(staging, load_text_encoder=False)  # strict keys and shapes
+        defaults = exported.config.sampling
+        try:
+            check_sampling(defaults.sampler, defaults.steps, defaults.cfg_scale)
+        except ValueError as e:
+            raise ExportError(f"default sampling: {e}") from None
         _default_permissions(staging)  # mkdtemp / atomic writes make owner-only files; a release is for everyone
         size = directory_bytes(staging)
         if max_megabytes is not None and size > max_megabytes * 1e6:
