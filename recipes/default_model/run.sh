@@ -30,7 +30,7 @@ prestissimo export "$ARC/model" --out "$RUNS/export" --storage fp16 --max-mb 40 
 
 # Install it in the package, time the README's command with it (fresh processes), write the card, install again.
 prestissimo export "$RUNS/export" --out "$TARGET" --max-mb 40 --overwrite
-python benchmarks/generate_wall_time.py --runs 3 "shipped model=" \
+python benchmarks/generate_wall_time.py --runs 3 --floors "shipped model=" \
   "base, 100 steps=--model $BASE/dit/model --steps 100 --sampler euler --cfg-scale 4" | tee "$RUNS/wall_time.md"
 latency=$(awk -F'|' '/^\| shipped model/ {gsub(/ /, "", $3); print $3}' "$RUNS/wall_time.md")
 python recipes/default_model/card.py --model "$RUNS/export" --shipped "$RUNS/eval/shipped" --base "$RUNS/eval/base-100" \
