@@ -1,7 +1,8 @@
 """A BERT encoder (e.g. all-MiniLM-L6-v2) read straight from a transformers folder, without transformers.
 
-Why not transformers' BertModel: importing transformers costs ~3 s on a 2-core CPU, more than the whole
-budget of `prestissimo generate` with the shipped model, whose text encoder is a 6-layer MiniLM. This
+Why not transformers' BertModel: importing and loading through transformers cost seconds on a 2-core CPU,
+more than the whole budget of `prestissimo generate` with the shipped model, whose text encoder is a
+6-layer MiniLM (benchmarks/generate_wall_time.py: 8.5 s for the command before this module, 3-4 s after). This
 module reads the same files (config.json, model.safetensors with transformers' key names,
 tokenizer.json through the `tokenizers` library, which imports in ~0.2 s) and computes the same
 last_hidden_state; tests/test_bert.py checks it against transformers' BertModel numerically.
