@@ -4,7 +4,7 @@ Why not transformers' BertModel: importing and loading through transformers cost
 more than the whole budget of `prestissimo generate` with the shipped model, whose text encoder is a
 6-layer MiniLM (benchmarks/generate_wall_time.py: 8.5 s for the command before this module, 3-4 s after). This
 module reads the same files (config.json, model.safetensors with transformers' key names,
-tokenizer.json through the `tokenizers` library, which imports in ~0.2 s) and computes the same
+tokenizer.json through the light `tokenizers` library) and computes the same
 last_hidden_state; tests/test_bert.py checks it against transformers' BertModel numerically.
 """
 
