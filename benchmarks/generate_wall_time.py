@@ -41,7 +41,7 @@ def main() -> None:
     rows = [spec.partition("=")[::2] for spec in args.rows]
     floors = {"floor: python -c 'import torch'": [sys.executable, "-c", "import torch"],
               "floor: python -c 'pass'": [sys.executable, "-c", "pass"]} if args.floors else {}
-    times: dict[str, list[float]] = {label: [] for label in [label for label, _ in rows] + list(floors)}
+    times: dict[str, list[float]] = {label: [] for label in [*(label for label, _ in rows), *floors]}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             for label, extra in rows:

@@ -4,6 +4,7 @@ failed export never leaves a half-written model where the old one was."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -12,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .config import SamplingDefaults
 from .loading import read_config, read_state_dict, resolve_model_dir, write_model_dir
 
 STORAGE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -49,8 +51,9 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
     from ..pipeline import TextToAudio, check_sampling
 
     sampling = dict(sampling or {})
-    if set(sampling) - {"sampler", "steps", "cfg_scale"}:
-        raise ExportError(f"unknown sampling settings {sorted(set(sampling) - {'sampler', 'steps', 'cfg_scale'})}")
+    unknown = set(sampling) - {f.name for f in dataclasses.fields(SamplingDefaults)}
+    if unknown:
+        raise ExportError(f"unknown sampling settings {sorted(unknown)}")
     if storage not in STORAGE_DTYPES:
         raise ExportError(f"storage must be one of {', '.join(STORAGE_DTYPES)}, got {storage!r}")
     out = Path(out)
