@@ -10,9 +10,7 @@ and ``conditioner.conditioners.*`` (number embedders; the frozen T5 is not store
 from __future__ import annotations
 
 import logging
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -28,7 +26,8 @@ from .models.dit import DiffusionTransformer
 from .models import loading
 from .models.loading import (ModelLoadError, check_state_dict, normalize_keys, read_config,
                              read_state_dict, resolve_model_dir, write_model_dir)
-from .sampling import SAMPLERS, cfg_denoiser, null_conditioning
+from .request import GenerationRequest, build_request
+from .sampling import cfg_denoiser, null_conditioning
 from .sampling.samplers import sample_dpmpp_2m, sample_euler, sample_pingpong
 from .sampling.schedules import linear_schedule, logsnr_schedule
 
@@ -37,9 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Longest prompt accepted, in characters; longer text is almost certainly a mistake (a file pasted).
-MAX_PROMPT_CHARS = 4000
-
 
 class Pretransform(nn.Module):
     """Holds the autoencoder under the ``pretransform.model`` prefix of the released checkpoints."""
@@ -47,42 +43,6 @@ class Pretransform(nn.Module):
     def __init__(self, autoencoder: OobleckAutoencoder):
         super().__init__()
         self.model = autoencoder
-
-
-@dataclass
-class GenerationRequest:
-    """Validated generation arguments; ``validate`` raises ValueError with a one-line reason."""
-
-    prompts: list[str]
-    seconds: float
-    steps: int
-    sampler: str
-    cfg_scale: float
-    seed: int | None
-
-    def validate(self, max_seconds: float) -> None:
-        if not self.prompts:
-            raise ValueError("no prompts given")
-        for p in self.prompts:
-            if not isinstance(p, str) or not p.strip():
-                raise ValueError("prompt is empty")
-            if len(p) > MAX_PROMPT_CHARS:
-                raise ValueError(f"prompt is {len(p)} characters long; the limit is {MAX_PROMPT_CHARS}")
-        if not (isinstance(self.seconds, (int, float)) and math.isfinite(self.seconds)) or self.seconds <= 0:
-            raise ValueError(f"seconds must be > 0, got {self.seconds}")
-        if self.seconds > max_seconds + 1e-6:
-            raise ValueError(f"seconds must be at most {max_seconds:.2f} for this model, got {self.seconds}")
-        check_sampling(self.sampler, self.steps, self.cfg_scale)
-
-
-def check_sampling(sampler: str, steps: int, cfg_scale: float) -> None:
-    """One-line ValueError for sampling settings no sampler can run (a request's or a saved default)."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
-    if not math.isfinite(cfg_scale) or cfg_scale < 0:
-        raise ValueError(f"cfg scale must be a finite number >= 0, got {cfg_scale}")
 
 
 class TextToAudio(nn.Module):
@@ -249,17 +209,7 @@ class TextToAudio(nn.Module):
                 sampler: str | None = None, cfg_scale: float | None = None,
                 seed: int | None = None) -> GenerationRequest:
         """Fill in the model's sampling defaults and validate; raises ValueError before any compute."""
-        defaults = self.config.sampling
-        req = GenerationRequest(
-            prompts=[prompts] if isinstance(prompts, str) else list(prompts),
-            seconds=self.config.max_seconds if seconds is None else seconds,
-            steps=defaults.steps if steps is None else steps,
-            sampler=defaults.sampler if sampler is None else sampler,
-            cfg_scale=defaults.cfg_scale if cfg_scale is None else float(cfg_scale),
-            seed=seed,
-        )
-        req.validate(self.config.max_seconds)
-        return req
+        return build_request(self.config, prompts, seconds, steps, sampler, cfg_scale, seed)
 
     def guided_denoiser(self, cond: Conditioning, cfg_scale: float,
                         plain: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

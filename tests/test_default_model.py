@@ -1,5 +1,6 @@
 """The model that ships in the package (recipes/default_model): it loads strictly from the package,
-stays within its size budget, samples with its saved defaults and answers the README's command."""
+stays within its size budget, samples with its saved defaults (alike on the torch and numpy engines) and
+answers the README's command."""
 
 from __future__ import annotations
 
@@ -44,3 +45,15 @@ def test_the_readme_command_writes_a_5_second_wav(tmp_path, monkeypatch, capsys)
     assert main(["generate", "a slow piano melody in C major", "--quiet"]) == 0
     info = sf.info(str(tmp_path / "out.wav"))
     assert info.samplerate == 16000 and info.channels == 2 and abs(info.duration - 5.12) < 1e-3
+
+
+def test_the_torch_free_engine_runs_the_shipped_model_as_the_torch_pipeline_does(shipped):
+    import numpy as np
+
+    from prestissimo.runtime.lite import LiteTextToAudio
+
+    prompts = ["a slow piano melody in C major", "Loud white noise fading in"]
+    ours = LiteTextToAudio.from_pretrained().generate(prompts, seconds=1.0, seed=7)
+    with torch.no_grad():
+        ref = shipped.generate(prompts, seconds=1.0, seed=7).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-4 * np.abs(ref).max())

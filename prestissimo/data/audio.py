@@ -5,33 +5,39 @@ from __future__ import annotations
 import logging
 from math import gcd
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 
-def prepare_for_pcm(audio: torch.Tensor) -> np.ndarray:
-    """[C, T] float tensor -> [T, C] float32 array in [-1, 1].
+def prepare_for_pcm(audio: torch.Tensor | np.ndarray) -> np.ndarray:
+    """[C, T] float tensor or array -> [T, C] float32 array in [-1, 1].
 
     Non-finite samples are an error (a broken model, not something to hide in a file). A clip that
     would clip is scaled down to a 0.999 peak instead of being hard-clipped, which would distort it.
+    Arrays are accepted so that the torch-free engine writes through the same function.
     """
-    if audio.dim() != 2:
+    if hasattr(audio, "detach"):  # a torch tensor, on any device and dtype
+        audio = audio.detach().float().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 2:
         raise ValueError(f"expected audio [channels, samples], got shape {tuple(audio.shape)}")
-    audio = audio.detach().float().cpu()
-    if not torch.isfinite(audio).all():
+    if not np.isfinite(audio).all():
         raise ValueError("audio contains NaN or infinite samples; refusing to write it")
-    peak = float(audio.abs().max()) if audio.numel() else 0.0
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
     if peak > 1.0:
         log.info("peak %.3f > 1: scaling the clip down to avoid clipping", peak)
-        audio = audio * (0.999 / peak)
-    return audio.T.contiguous().numpy()
+        audio = audio * np.float32(0.999 / peak)
+    return np.ascontiguousarray(audio.T)
 
 
-def save_wav(audio: torch.Tensor, path: str | Path, sample_rate: int, subtype: str = "PCM_16") -> Path:
+def save_wav(audio: torch.Tensor | np.ndarray, path: str | Path, sample_rate: int, subtype: str = "PCM_16") -> Path:
     """Write one clip [C, T] as a WAV file (16-bit PCM by default)."""
     path = Path(path)
     if sample_rate <= 0:

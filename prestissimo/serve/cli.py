@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 import time
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--init-noise-level", type=_number, default=0.7,
                    help="with --init-audio: noise level t in (0, 1] to start from (1 = ignore the input)")
     g.add_argument("--batch-size", type=int, default=4, help="prompts per forward pass with --prompts-file")
+    g.add_argument("--engine", choices=("auto", "torch", "numpy"), default="auto",
+                   help="numpy: torch-free, starts ~2 s sooner (rectified-flow models with a BERT text encoder, "
+                        "fp32 CPU); auto (default): numpy when it can run the request, else torch")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     g.add_argument("--precision", default="fp32", help="fp32 | int8 (CPU, DiT only) | bf16 (GPU / AVX-512 BF16 CPUs)")
     g.add_argument("--compile", action="store_true", help="fuse the decoder's activations with torch.compile")
@@ -212,6 +216,50 @@ def _read_init_audio(path: Path, tta: Any) -> torch.Tensor:
     return torch.from_numpy(audio.copy())
 
 
+def _lite_blockers(args: argparse.Namespace) -> list[str]:
+    """The generate options that only the torch engine has (the numpy engine runs fp32 on the CPU)."""
+    blockers = []
+    if args.device != "cpu":
+        blockers.append(f"--device {args.device}")
+    if args.precision != "fp32":
+        blockers.append(f"--precision {args.precision}")
+    for flag, name in ((args.compile, "--compile"), (args.decode_chunk is not None, "--decode-chunk"),
+                       (args.reference_path, "--reference-path"), (args.init_audio is not None, "--init-audio")):
+        if flag:
+            blockers.append(name)
+    return blockers
+
+
+def _load_lite(args: argparse.Namespace, prompts: list[str]) -> Any:
+    """The numpy engine for this model and request, or None when ``--engine auto`` should use torch.
+
+    Loading the numpy engine imports no torch, which is what makes the shipped model's command start in
+    a fraction of a second; anything it cannot run goes to torch under ``auto`` and is an error under ``numpy``.
+    """
+    if args.engine == "torch":
+        return None
+    blockers = _lite_blockers(args)
+    if blockers:
+        if args.engine == "numpy":
+            raise UserError(f"the numpy engine does not support {', '.join(blockers)}; use --engine torch")
+        return None
+    if "numpy" not in sys.modules:
+        # Single-threaded BLAS unless the user says otherwise: on 2 cores a second OpenBLAS thread saves
+        # ~0.2 s on an idle CPU but, spinning while another process holds the other core, made the
+        # command 10x slower (see docs/runtime.md). torch uses its own MKL threads, unaffected.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from ..runtime.lite import LiteTextToAudio, LiteUnsupported
+
+    try:
+        lite = LiteTextToAudio.from_pretrained(args.model)
+        lite.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed)
+    except LiteUnsupported:
+        if args.engine == "numpy":
+            raise
+        return None
+    return lite
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -228,20 +276,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.output or ("out" if batch_mode else "out.wav"))
     if not batch_mode and out.suffix.lower() != ".wav":
         raise UserError(f"output must be a .wav file, got {out}")
-
-    from ..runtime import RuntimeOptions
-
-    options = RuntimeOptions(precision=args.precision, compile=args.compile, decode_chunk_frames=args.decode_chunk)
-    options.validate()
     if not 0.0 < args.init_noise_level <= 1.0:
         raise UserError(f"--init-noise-level must be in (0, 1], got {args.init_noise_level}")
-    tta = _load(args.model, args.device)
-    # Validate every argument before the first (slow) forward pass.
-    req = tta.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed)
-    init_audio = None if args.init_audio is None else _read_init_audio(args.init_audio, tta)
-    if not args.reference_path:
-        tta.optimize(options)
-    steps, sampler = req.steps, req.sampler
+
+    model = _load_lite(args, prompts)
+    extra: dict[str, Any] = {}
+    if model is None:  # the torch engine
+        from ..runtime import RuntimeOptions
+
+        options = RuntimeOptions(precision=args.precision, compile=args.compile, decode_chunk_frames=args.decode_chunk)
+        options.validate()
+        model = _load(args.model, args.device)
+        # Validate every argument before the first (slow) forward pass.
+        model.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed)
+        if args.init_audio is not None:
+            extra = {"init_audio": _read_init_audio(args.init_audio, model), "init_noise_level": args.init_noise_level}
+        if not args.reference_path:
+            model.optimize(options)
+    from ..data.audio import save_wav
+
+    steps = model.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed).steps
     batches = [prompts[k:k + args.batch_size] for k in range(0, len(prompts), args.batch_size)]
     bar = tqdm(total=steps * len(batches), desc="sampling", unit="step", disable=args.quiet, file=sys.stderr)
     written: list[Path] = []
@@ -249,15 +303,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     try:
         for b, batch in enumerate(batches):
             seed = None if args.seed is None else args.seed + b
-            audio = tta.generate(batch, seconds=args.seconds, steps=steps, sampler=sampler,
-                                 cfg_scale=args.cfg_scale, seed=seed, progress=lambda i, n: bar.update(1),
-                                 init_audio=init_audio, init_noise_level=args.init_noise_level)
+            audio = model.generate(batch, seconds=args.seconds, steps=args.steps, sampler=args.sampler,
+                                   cfg_scale=args.cfg_scale, seed=seed, progress=lambda i, n: bar.update(1), **extra)
             if batch_mode:
                 for j, (prompt, clip) in enumerate(zip(batch, audio)):
                     index = b * args.batch_size + j
-                    written += tta.save_wav(clip, out / f"{index:03d}_{_slug(prompt)}.wav")
+                    written.append(save_wav(clip, out / f"{index:03d}_{_slug(prompt)}.wav", model.sample_rate))
             else:
-                written += tta.save_wav(audio[0], out)
+                written.append(save_wav(audio[0], out, model.sample_rate))
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
@@ -544,30 +597,36 @@ COMMANDS = {"generate": cmd_generate, "info": cmd_info, "bench": cmd_bench, "cre
             "posttrain": cmd_posttrain, "export": cmd_export}
 
 
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """Error types that mean bad input, from the modules this run imported. A module not imported cannot
+    have raised its error, and importing it here would pull torch into the torch-free generate path."""
+    types: list[type[BaseException]] = [UserError, ValueError, OSError]
+    for module, name in (("prestissimo.models.loading", "ModelLoadError"),
+                         ("prestissimo.models.conditioners", "ConditionerUnavailable"),
+                         ("prestissimo.evaluation.embeddings", "EmbeddingUnavailable")):
+        if module in sys.modules:
+            types.append(getattr(sys.modules[module], name))
+    return tuple(types)  # ConfigError, ManifestError and LiteUnsupported are ValueErrors
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ..models.conditioners import ConditionerUnavailable
-    from ..models.config import ConfigError
-    from ..data.manifest import ManifestError
-    from ..evaluation.embeddings import EmbeddingUnavailable
-    from ..models.loading import ModelLoadError
-
     try:
         return COMMANDS[args.command](args)
-    except (UserError, ValueError, ModelLoadError, ConfigError, ConditionerUnavailable, ManifestError,
-            EmbeddingUnavailable, OSError) as e:
-        sys.stderr.write(f"prestissimo: error: {e}\n")
-        return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("prestissimo: interrupted\n")
         return 130
-    except RuntimeError as e:  # a run that failed on its own (diverged training, unreadable checkpoint)
-        from ..training.checkpoint import CheckpointError
-        from ..training.loop import TrainingDiverged
-
-        if isinstance(e, (TrainingDiverged, CheckpointError)):
+    except Exception as e:
+        if isinstance(e, _user_error_types()):
             sys.stderr.write(f"prestissimo: error: {e}\n")
-            return 1
+            return EXIT_USAGE
+        if isinstance(e, RuntimeError):  # a run that failed on its own (diverged training, unreadable checkpoint)
+            from ..training.checkpoint import CheckpointError
+            from ..training.loop import TrainingDiverged
+
+            if isinstance(e, (TrainingDiverged, CheckpointError)):
+                sys.stderr.write(f"prestissimo: error: {e}\n")
+                return 1
         raise
 
 

@@ -1,0 +1,71 @@
+"""A generation request: the model's sampling defaults filled in and every argument checked before compute.
+
+torch-free, so that the torch pipeline and the numpy engine (``runtime.lite``) accept and refuse the
+same requests with the same messages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from .models.config import ModelConfig
+
+#: Longest prompt accepted, in characters; longer text is almost certainly a mistake (a file pasted).
+MAX_PROMPT_CHARS = 4000
+
+SAMPLERS = ("pingpong", "euler", "dpmpp-2m")
+
+
+@dataclass
+class GenerationRequest:
+    """Validated generation arguments; ``validate`` raises ValueError with a one-line reason."""
+
+    prompts: list[str]
+    seconds: float
+    steps: int
+    sampler: str
+    cfg_scale: float
+    seed: int | None
+
+    def validate(self, max_seconds: float) -> None:
+        if not self.prompts:
+            raise ValueError("no prompts given")
+        for p in self.prompts:
+            if not isinstance(p, str) or not p.strip():
+                raise ValueError("prompt is empty")
+            if len(p) > MAX_PROMPT_CHARS:
+                raise ValueError(f"prompt is {len(p)} characters long; the limit is {MAX_PROMPT_CHARS}")
+        if not (isinstance(self.seconds, (int, float)) and math.isfinite(self.seconds)) or self.seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {self.seconds}")
+        if self.seconds > max_seconds + 1e-6:
+            raise ValueError(f"seconds must be at most {max_seconds:.2f} for this model, got {self.seconds}")
+        check_sampling(self.sampler, self.steps, self.cfg_scale)
+
+
+def check_sampling(sampler: str, steps: int, cfg_scale: float) -> None:
+    """One-line ValueError for sampling settings no sampler can run (a request's or a saved default)."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
+    if not math.isfinite(cfg_scale) or cfg_scale < 0:
+        raise ValueError(f"cfg scale must be a finite number >= 0, got {cfg_scale}")
+
+
+def build_request(config: ModelConfig, prompts: str | Sequence[str], seconds: float | None = None,
+                  steps: int | None = None, sampler: str | None = None, cfg_scale: float | None = None,
+                  seed: int | None = None) -> GenerationRequest:
+    """Fill in the model's sampling defaults and validate; raises ValueError before any compute."""
+    defaults = config.sampling
+    req = GenerationRequest(
+        prompts=[prompts] if isinstance(prompts, str) else list(prompts),
+        seconds=config.max_seconds if seconds is None else seconds,
+        steps=defaults.steps if steps is None else steps,
+        sampler=defaults.sampler if sampler is None else sampler,
+        cfg_scale=defaults.cfg_scale if cfg_scale is None else float(cfg_scale),
+        seed=seed,
+    )
+    req.validate(config.max_seconds)
+    return req

@@ -1,0 +1,235 @@
+"""``LiteTextToAudio``: text -> audio for the shipped kind of model with numpy only, no torch.
+
+Why: importing torch alone takes about 2 s on a 2-core CPU, two thirds of `prestissimo generate`
+with the shipped model (benchmarks/generate_wall_time.py). This engine reads the same model
+directory (model_config.json + model.safetensors, the text encoder's folder), computes what
+``TextToAudio.generate`` computes (tests/test_lite.py compares them), and draws the same noise for a
+seed. It covers rectified-flow DiT models with Oobleck decoders, number conditioners and plain BERT
+text encoders, sampled with ping-pong or Euler; anything else is refused with the reason
+(:func:`unsupported_reason`), and the CLI then takes the torch path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ...models.config import FLOW_OBJECTIVES, ModelConfig
+from ...models import loading
+from ...models.loading import WEIGHTS_NAME, ModelLoadError, read_config, resolve_model_dir
+from ...models.text_encoder_files import FastTokenizer, is_plain_bert, resolve_text_encoder
+from ...request import GenerationRequest, build_request
+from .bert import LiteBert
+from .decoder import LiteDecoder
+from .dit import LiteDiT, Prepared
+from .noise import TorchCompatibleNormal
+from .ops import Array, linear
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("pingpong", "euler")
+#: The ping-pong schedule's log-SNR range for rectified flow (sampling.schedules.DEFAULT_LOGSNR_RANGE).
+LOGSNR_RANGE = (-6.0, 2.0)
+
+
+class LiteUnsupported(ValueError):
+    """The model or request needs something only the torch engine has; the message says what."""
+
+
+def unsupported_reason(config: ModelConfig, model_dir: Path) -> str | None:
+    """Why this engine cannot run the model, or None if it can."""
+    if config.objective not in FLOW_OBJECTIVES:
+        return f"the {config.objective!r} objective (only rectified flow)"
+    if not (model_dir / WEIGHTS_NAME).is_file():
+        return f"weights other than {WEIGHTS_NAME}"
+    for cond in config.conditioners:
+        if cond.type == "number":
+            continue
+        if cond.type not in ("t5", "text_encoder"):
+            return f"the {cond.type!r} conditioner"
+        name = cond.config.get("model_name") or cond.config.get("t5_model_name", "t5-base")
+        folder = Path(resolve_text_encoder(name, model_dir))
+        if not (folder.is_dir() and is_plain_bert(folder)):
+            return f"the text encoder {name!r} (only plain BERT folders, e.g. all-MiniLM-L6-v2)"
+    return None
+
+
+def flow_schedule(sampler: str, steps: int) -> Array:
+    """The same times as sampling.schedules for rectified flow: linear for Euler, log-SNR spaced for ping-pong."""
+    if sampler == "euler":
+        return np.linspace(1.0, 0.0, steps + 1)
+    lam = np.linspace(*LOGSNR_RANGE, steps + 1)
+    t = 1.0 / (1.0 + np.exp(lam))  # sigmoid(-lambda)
+    t[0], t[-1] = 1.0, 0.0
+    return t
+
+
+class LiteTextToAudio:
+    """A loaded model: conditioners, DiT and decoder as numpy arrays (float32)."""
+
+    def __init__(self, config: ModelConfig, model_dir: Path):
+        reason = unsupported_reason(config, model_dir)
+        if reason is not None:
+            raise LiteUnsupported(f"the numpy engine does not support {reason}; use the torch engine")
+        self.config = config
+        self.model_dir = model_dir
+        weights = _read_weights(model_dir / WEIGHTS_NAME)
+        self.dit = LiteDiT(config.dit, _strip(weights, "model.model."))
+        self.decoder = LiteDecoder(config.autoencoder, _strip(weights, "pretransform.model.decoder."))
+        self.conditioner_weights = _strip(weights, "conditioner.conditioners.")
+        self.text: dict[str, tuple[FastTokenizer, LiteBert, int]] = {}
+        for cond in config.conditioners:
+            if cond.type != "number":
+                name = cond.config.get("model_name") or cond.config.get("t5_model_name", "t5-base")
+                folder = resolve_text_encoder(name, model_dir)
+                self.text[cond.id] = (FastTokenizer(folder), LiteBert(folder), int(cond.config.get("max_length", 128)))
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike | None = None) -> "LiteTextToAudio":
+        """A model directory or hub id, or with no argument the model shipped in the package."""
+        if path_or_repo_id is None:
+            path_or_repo_id = loading.default_model_dir()
+            if path_or_repo_id is None:
+                raise ModelLoadError("no default model ships with this build of prestissimo: "
+                                     "pass a model directory or hub id")
+        model_dir = resolve_model_dir(path_or_repo_id)
+        return cls(ModelConfig.from_dict(read_config(model_dir)), model_dir)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    def request(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
+                sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None) -> GenerationRequest:
+        """Defaults filled in and validated as ``TextToAudio.request`` does; samplers this engine lacks refused."""
+        req = build_request(self.config, prompts, seconds, steps, sampler, cfg_scale, seed)
+        if req.sampler not in SAMPLERS:
+            raise LiteUnsupported(f"the numpy engine has no {req.sampler!r} sampler (only {', '.join(SAMPLERS)}); "
+                                  f"use the torch engine")
+        return req
+
+    # ------------------------------------------------------------------ conditioning
+    def _number(self, cond_id: str, value: float, batch: int) -> Array:
+        cfg = self.config.conditioner(cond_id).config
+        lo, hi = float(cfg.get("min_val", 0.0)), float(cfg.get("max_val", 1.0))
+        x = np.float32((min(max(value, lo), hi) - lo) / (hi - lo))
+        w = self.conditioner_weights
+        p = f"{cond_id}.embedder.embedding"
+        freqs = x * w[f"{p}.0.weights"] * np.float32(2 * math.pi)
+        features = np.concatenate([[x], np.sin(freqs), np.cos(freqs)]).astype(np.float32)
+        emb = linear(features, w[f"{p}.1.weight"], w[f"{p}.1.bias"])
+        return np.broadcast_to(emb, (batch, 1, emb.shape[-1])).copy()
+
+    def _prompt(self, cond_id: str, prompts: list[str]) -> tuple[Array, Array]:
+        tokenizer, bert, max_length = self.text[cond_id]
+        enc = tokenizer(prompts, truncation=True, max_length=max_length, padding="max_length", return_tensors="np")
+        mask = enc["attention_mask"].astype(bool)
+        if enc["input_ids"].shape[1] > max_length:
+            raise ValueError("tokenizer returned more tokens than max_length")
+        for p, n in zip(prompts, (len(i) for i in tokenizer(prompts)["input_ids"])):
+            if n > max_length:
+                log.warning("prompt has %d tokens; the text encoder reads only the first %d", n, max_length)
+        emb = bert(enc["input_ids"], mask)
+        proj = f"{cond_id}.proj_out.weight"
+        if proj in self.conditioner_weights:
+            emb = linear(emb, self.conditioner_weights[proj], self.conditioner_weights.get(f"{cond_id}.proj_out.bias"))
+        return emb * mask[..., None], mask
+
+    def conditioning(self, prompts: list[str], seconds: float) -> tuple[Array | None, Array | None, Array | None]:
+        """Cross-attention tokens, global vector and which global dims come from a prompt (as the pipeline builds them)."""
+        b = len(prompts)
+        out: dict[str, tuple[Array, Array]] = {}
+        for cond in self.config.conditioners:
+            if cond.type == "number":
+                if cond.id not in ("seconds_total", "seconds_start"):
+                    raise LiteUnsupported(f"don't know what to feed the number conditioner {cond.id!r}")
+                value = seconds if cond.id == "seconds_total" else 0.0
+                out[cond.id] = (self._number(cond.id, value, b), np.ones((b, 1), dtype=bool))
+            else:
+                out[cond.id] = self._prompt(cond.id, prompts)
+        cfg = self.config
+        tokens = np.concatenate([out[k][0] for k in cfg.cross_attention_cond_ids], axis=1) \
+            if cfg.cross_attention_cond_ids else None
+        global_cond = prompt_dims = None
+        if cfg.global_cond_ids:
+            parts = []
+            for k in cfg.global_cond_ids:
+                emb, mask = out[k]
+                weights = mask.astype(np.float32)[..., None]
+                parts.append((emb * weights).sum(1) / np.maximum(weights.sum(1), 1.0))
+            global_cond = np.concatenate(parts, axis=-1)
+            types = {c.id: c.type for c in cfg.conditioners}
+            prompt_dims = np.repeat([types[k] != "number" for k in cfg.global_cond_ids], cfg.cond_dim)
+        return tokens, global_cond, prompt_dims
+
+    def guided_denoiser(self, prompts: list[str], seconds: float, cfg_scale: float) -> Callable[[Array, float], Array]:
+        """denoise(x, t) -> x0, with classifier-free guidance batched into one call when cfg_scale != 1."""
+        tokens, global_cond, prompt_dims = self.conditioning(prompts, seconds)
+        guided = cfg_scale != 1.0
+        if guided:  # the unconditional half: no prompt tokens, prompt-derived global dims zeroed
+            tokens = None if tokens is None else np.concatenate([tokens, np.zeros_like(tokens)])
+            if global_cond is not None:
+                uncond = np.where(prompt_dims, 0.0, global_cond).astype(np.float32)
+                global_cond = np.concatenate([global_cond, uncond])
+        prep: Prepared = self.dit.prepare(tokens, global_cond)
+
+        def denoise(x: Array, t: float) -> Array:
+            xin = np.concatenate([x, x]) if guided else x
+            tb = np.full(xin.shape[0], t, dtype=np.float32)
+            x0 = xin - np.float32(t) * self.dit.velocity(xin, tb, prep)
+            if not guided:
+                return x0
+            c, u = np.split(x0, 2)
+            return u + np.float32(cfg_scale) * (c - u)
+
+        return denoise
+
+    # ------------------------------------------------------------------ generation
+    def generate_latents(self, req: GenerationRequest, progress: Callable[[int, int], None] | None = None) -> Array:
+        noise = TorchCompatibleNormal(req.seed)
+        shape = (len(req.prompts), self.config.dit.io_channels, self.config.latent_length)
+        x = noise.randn(shape)
+        denoise = self.guided_denoiser(req.prompts, req.seconds, req.cfg_scale)
+        ts = flow_schedule(req.sampler, req.steps)
+        n = len(ts) - 1
+        for i in range(n):
+            t, t_next = float(ts[i]), float(ts[i + 1])
+            x0 = denoise(x, t)
+            if req.sampler == "euler":
+                x = x + np.float32(t_next - t) * ((x - x0) / np.float32(t))
+            elif t_next > 0:  # ping-pong: re-noise the estimate with fresh noise
+                x = np.float32(1 - t_next) * x0 + np.float32(t_next) * noise.randn(shape)
+            else:
+                x = x0
+            if progress:
+                progress(i + 1, n)
+        return x
+
+    def generate(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
+                 sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> Array:
+        """Text -> audio [B, channels, samples] at ``sample_rate``, as ``TextToAudio.generate``."""
+        req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed)
+        latents = self.generate_latents(req, progress)
+        audio = self.decoder(latents * np.float32(self.config.autoencoder.scale))
+        return audio[..., : int(round(req.seconds * self.sample_rate))]
+
+
+def _read_weights(path: Path) -> dict[str, Array]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelLoadError(f"{path} is corrupt or truncated: {e}") from None
+    return {k: v.astype(np.float32, copy=False) for k, v in tensors.items()}
+
+
+def _strip(weights: dict[str, Array], prefix: str) -> dict[str, Array]:
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
