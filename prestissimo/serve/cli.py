@@ -245,8 +245,8 @@ def _load_lite(args: argparse.Namespace, prompts: list[str]) -> Any:
         return None
     if "numpy" not in sys.modules:
         # Single-threaded BLAS unless the user says otherwise: on 2 cores a second OpenBLAS thread saves
-        # ~0.2 s on an idle CPU but, spinning while another process holds the other core, made the
-        # command 10x slower (see docs/runtime.md). torch uses its own MKL threads, unaffected.
+        # ~0.2 s on an idle CPU but doubles the command's time when another process holds a core
+        # (benchmarks/generate_wall_time.py --busy 1, docs/runtime.md). torch's MKL threads are unaffected.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ..runtime.lite import LiteTextToAudio, LiteUnsupported
 
