@@ -79,15 +79,43 @@ class LiteTextToAudio:
         self.config = config
         self.model_dir = model_dir
         weights = _read_weights(model_dir / WEIGHTS_NAME)
-        self.dit = LiteDiT(config.dit, _strip(weights, "model.model."))
+        self.dit = LiteDiT(config.dit, _ReadLog(_strip(weights, "model.model.")))
         self.decoder = LiteDecoder(config.autoencoder, _strip(weights, "pretransform.model.decoder."))
-        self.conditioner_weights = _strip(weights, "conditioner.conditioners.")
+        self.decoder.w = _ReadLog(self.decoder.w)
+        self.conditioner_weights = _ReadLog(_strip(weights, "conditioner.conditioners."))
         self.text: dict[str, tuple[FastTokenizer, LiteBert, int]] = {}
         for cond in config.conditioners:
             if cond.type != "number":
                 name = cond.config.get("model_name") or cond.config.get("t5_model_name", "t5-base")
                 folder = resolve_text_encoder(name, model_dir)
                 self.text[cond.id] = (FastTokenizer(folder), LiteBert(folder), int(cond.config.get("max_length", 128)))
+        self._check_weights(weights)
+
+    def _check_weights(self, weights: dict[str, Array]) -> None:
+        """Run every network once on the smallest input, so that a checkpoint that does not fit the config
+        fails at load and is named, as the torch loader's strict check does: a missing key or a wrong
+        shape stops the run, and stored tensors that nothing read are unexpected keys."""
+        cfg = self.config
+        try:
+            tokens, global_cond, _ = self.conditioning(["a"], cfg.max_seconds)
+            prep = self.dit.prepare(tokens, global_cond)
+            self.dit.velocity(np.zeros((1, cfg.dit.io_channels, cfg.dit.patch_size), np.float32),
+                              np.ones(1, np.float32), prep)
+            self.decoder(np.zeros((1, cfg.autoencoder.latent_dim, 1), np.float32))
+        except KeyError as e:
+            raise ModelLoadError(f"checkpoint does not match the model config: missing key {e.args[0]!r}") from None
+        except ValueError as e:  # numpy's shape errors
+            raise ModelLoadError(f"checkpoint does not match the model config: a tensor has the wrong shape ({e})") from None
+        read = {f"model.model.{k}" for k in self.dit.w.read}
+        read |= {f"conditioner.conditioners.{k}" for k in self.conditioner_weights.read}
+        for k in self.decoder.w.read:  # folded weight norm: reading "x.weight" used x.weight_g and x.weight_v
+            stem = f"pretransform.model.decoder.{k}"
+            read |= {stem, stem + "_g", stem + "_v"}
+        unexpected = sorted(k for k in weights if k not in read and not k.startswith("pretransform.model.encoder."))
+        if unexpected:
+            more = f" ... and {len(unexpected) - 20} more" if len(unexpected) > 20 else ""
+            raise ModelLoadError(f"checkpoint does not match the model config: unexpected keys ({len(unexpected)}): "
+                                 f"{', '.join(unexpected[:20])}{more}")
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike | None = None) -> "LiteTextToAudio":
@@ -127,13 +155,11 @@ class LiteTextToAudio:
 
     def _prompt(self, cond_id: str, prompts: list[str]) -> tuple[Array, Array]:
         tokenizer, bert, max_length = self.text[cond_id]
+        for ids in tokenizer(prompts)["input_ids"]:
+            if len(ids) > max_length:
+                log.warning("prompt has %d tokens; the text encoder reads only the first %d", len(ids), max_length)
         enc = tokenizer(prompts, truncation=True, max_length=max_length, padding="max_length", return_tensors="np")
         mask = enc["attention_mask"].astype(bool)
-        if enc["input_ids"].shape[1] > max_length:
-            raise ValueError("tokenizer returned more tokens than max_length")
-        for p, n in zip(prompts, (len(i) for i in tokenizer(prompts)["input_ids"])):
-            if n > max_length:
-                log.warning("prompt has %d tokens; the text encoder reads only the first %d", n, max_length)
         emb = bert(enc["input_ids"], mask)
         proj = f"{cond_id}.proj_out.weight"
         if proj in self.conditioner_weights:
@@ -229,6 +255,27 @@ def _read_weights(path: Path) -> dict[str, Array]:
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelLoadError(f"{path} is corrupt or truncated: {e}") from None
     return {k: v.astype(np.float32, copy=False) for k, v in tensors.items()}
+
+
+class _ReadLog(dict):
+    """A weights dict that remembers which keys were read (see ``LiteTextToAudio._check_weights``)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Array:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Array | None = None) -> Array | None:  # type: ignore[override]
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read.add(key)
+        return super().__contains__(key)
 
 
 def _strip(weights: dict[str, Array], prefix: str) -> dict[str, Array]:
