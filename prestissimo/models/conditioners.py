@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from .loading import hub_online
-from .text_encoder_files import PACKAGED_TEXT_ENCODERS, resolve_text_encoder
+from .text_encoder_files import (PACKAGED_TEXT_ENCODERS, T5_DEFAULTS, TEXT_ENCODER_DEFAULTS,
+                                 resolve_text_encoder)
 
 
 class ConditionerUnavailable(RuntimeError):
@@ -75,7 +76,7 @@ class T5Conditioner(nn.Module):
     HIDDEN = {"t5-small": 512, "t5-base": 768, "t5-large": 1024, "google/flan-t5-small": 512,
               "google/flan-t5-base": 768, "google/flan-t5-large": 1024, "google/t5-v1_1-xl": 2048}
 
-    def __init__(self, output_dim: int, t5_model_name: str = "t5-base", max_length: int = 128,
+    def __init__(self, output_dim: int, t5_model_name: str = T5_DEFAULTS[0], max_length: int = T5_DEFAULTS[1],
                  project_out: bool = False, model_dir: Path | None = None, **unused: Any):
         super().__init__()
         self.name, self.max_length = t5_model_name, int(max_length)
@@ -251,7 +252,8 @@ class TextEncoderConditioner(T5Conditioner):
     into known pieces, so free-form prompts always encode.
     """
 
-    def __init__(self, output_dim: int, model_name: str = "all-MiniLM-L6-v2", max_length: int = 64,
+    def __init__(self, output_dim: int, model_name: str = TEXT_ENCODER_DEFAULTS[0],
+                 max_length: int = TEXT_ENCODER_DEFAULTS[1],
                  project_out: bool = False, model_dir: Path | None = None, **unused: Any):
         super().__init__(output_dim, t5_model_name=model_name, max_length=max_length, project_out=project_out,
                          model_dir=model_dir)

