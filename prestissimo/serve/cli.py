@@ -248,9 +248,8 @@ def _load_lite(args: argparse.Namespace, prompts: list[str]) -> Any:
         # ~0.2 s on an idle CPU but doubles the command's time when another process holds a core
         # (benchmarks/generate_wall_time.py --busy 1, docs/runtime.md). torch's MKL threads are unaffected.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from ..runtime.lite import LiteTextToAudio, LiteUnsupported
-
     from ..models.loading import ModelLoadError
+    from ..runtime.lite import LiteTextToAudio, LiteUnsupported
 
     try:
         lite = LiteTextToAudio.from_pretrained(args.model)
@@ -282,22 +281,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UserError(f"--init-noise-level must be in (0, 1], got {args.init_noise_level}")
 
     model = _load_lite(args, prompts)
-    extra: dict[str, Any] = {}
-    if model is None:  # the torch engine
+    on_torch = model is None
+    if on_torch:
         from ..runtime import RuntimeOptions
 
         options = RuntimeOptions(precision=args.precision, compile=args.compile, decode_chunk_frames=args.decode_chunk)
         options.validate()
         model = _load(args.model, args.device)
-        # Validate every argument before the first (slow) forward pass.
-        model.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed)
+    # Validate every argument before the first (slow) forward pass.
+    steps = model.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed).steps
+    extra: dict[str, Any] = {}
+    if on_torch:
         if args.init_audio is not None:
             extra = {"init_audio": _read_init_audio(args.init_audio, model), "init_noise_level": args.init_noise_level}
         if not args.reference_path:
             model.optimize(options)
     from ..data.audio import save_wav
 
-    steps = model.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed).steps
     batches = [prompts[k:k + args.batch_size] for k in range(0, len(prompts), args.batch_size)]
     bar = tqdm(total=steps * len(batches), desc="sampling", unit="step", disable=args.quiet, file=sys.stderr)
     written: list[Path] = []
