@@ -64,9 +64,10 @@ def main() -> None:
             fmt(m.get("diversity_unconditional")),
         ]) + " |")
     first = rows[0][1]
+    timing = (f"latency median of {args.latency_runs} runs, speed-up relative to the first row"
+              if args.latency_runs > 0 else "latency not measured")
     print(f"\n{first.get('n_prompts')} prompts x {first.get('seeds_per_prompt')} seeds from {first.get('prompts')}; "
-          f"embedding {first.get('embedding')}; latency median of {args.latency_runs} runs, "
-          "speed-up relative to the first row; chance = mean adherence with every clip judged against another "
+          f"embedding {first.get('embedding')}; {timing}; chance = mean adherence with every clip judged against another "
           "clip's prompt, p = share of such shufflings scoring at least the row's adherence (a permutation test)")
 
 
