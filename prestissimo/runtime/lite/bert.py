@@ -39,8 +39,8 @@ class LiteBert:
     def _layer(self, p: str, x: Array, mask: Array) -> Array:
         w = self.w
         b, n, d = x.shape
-        q, k, v = (linear(x, w[f"{p}.{name}.weight"], w[f"{p}.{name}.bias"]).reshape(b, n, self.heads, -1).transpose(0, 2, 1, 3)
-                   for name in ("query", "key", "value"))
+        q, k, v = (linear(x, w[f"{p}.{name}.weight"], w[f"{p}.{name}.bias"])
+                   .reshape(b, n, self.heads, -1).transpose(0, 2, 1, 3) for name in ("query", "key", "value"))
         attn = attention(q, k, v, key_mask=mask).transpose(0, 2, 1, 3).reshape(b, n, d)
         x = layer_norm(x + linear(attn, w[f"{p}.out.weight"], w[f"{p}.out.bias"]),
                        w[f"{p}.attn_norm.weight"], w[f"{p}.attn_norm.bias"], self.eps)

@@ -124,7 +124,8 @@ class LiteDiT:
         if ada is not None:
             mods = np.split((w[f"{p}.to_scale_shift_gate"] + ada)[:, None, :], 6, axis=-1)
             scale_sa, shift_sa, gate_sa, scale_ff, shift_ff, gate_ff = mods
-            x = x + self._self_attention(p, norm("pre_norm", x) * (1 + scale_sa) + shift_sa, cos, sin) * sigmoid(1 - gate_sa)
+            h = self._self_attention(p, norm("pre_norm", x) * (1 + scale_sa) + shift_sa, cos, sin)
+            x = x + h * sigmoid(1 - gate_sa)
             if kv is not None:
                 x = x + self._cross_attention(p, norm("cross_attend_norm", x), kv)
             return x + self._feed_forward(p, norm("ff_norm", x) * (1 + scale_ff) + shift_ff) * sigmoid(1 - gate_ff)
@@ -134,13 +135,15 @@ class LiteDiT:
         return x + self._feed_forward(p, norm("ff_norm", x))
 
     def _self_attention(self, p: str, x: Array, cos: Array, sin: Array) -> Array:
-        q, k, v = (self._split_heads(t, self.heads) for t in np.split(linear(x, self.w[f"{p}.self_attn.to_qkv.weight"]), 3, axis=-1))
+        qkv = linear(x, self.w[f"{p}.self_attn.to_qkv.weight"])
+        q, k, v = (self._split_heads(t, self.heads) for t in np.split(qkv, 3, axis=-1))
         q, k = self._qk_norm(f"{p}.self_attn.q_norm", q), self._qk_norm(f"{p}.self_attn.k_norm", k)
         q, k = self._apply_rotary(q, cos, sin), self._apply_rotary(k, cos, sin)
         return self._merge(p + ".self_attn", attention(q, k, v))
 
     def _cross_attention(self, p: str, x: Array, kv: tuple[Array, Array]) -> Array:
-        q = self._qk_norm(f"{p}.cross_attn.q_norm", self._split_heads(linear(x, self.w[f"{p}.cross_attn.to_q.weight"]), self.heads))
+        q = self._split_heads(linear(x, self.w[f"{p}.cross_attn.to_q.weight"]), self.heads)
+        q = self._qk_norm(f"{p}.cross_attn.q_norm", q)
         return self._merge(p + ".cross_attn", attention(q, *kv))
 
     def _merge(self, p: str, out: Array) -> Array:

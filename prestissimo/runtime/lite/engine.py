@@ -105,7 +105,8 @@ class LiteTextToAudio:
         except KeyError as e:
             raise ModelLoadError(f"checkpoint does not match the model config: missing key {e.args[0]!r}") from None
         except ValueError as e:  # numpy's shape errors
-            raise ModelLoadError(f"checkpoint does not match the model config: a tensor has the wrong shape ({e})") from None
+            raise ModelLoadError(
+                f"checkpoint does not match the model config: a tensor has the wrong shape ({e})") from None
         read = {f"model.model.{k}" for k in self.dit.w.read}
         read |= {f"conditioner.conditioners.{k}" for k in self.conditioner_weights.read}
         for k in self.decoder.w.read:  # folded weight norm: reading "x.weight" used x.weight_g and x.weight_v
@@ -133,7 +134,8 @@ class LiteTextToAudio:
         return self.config.sample_rate
 
     def request(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
-                sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None) -> GenerationRequest:
+                sampler: str | None = None, cfg_scale: float | None = None,
+                seed: int | None = None) -> GenerationRequest:
         """Defaults filled in and validated as ``TextToAudio.request`` does; samplers this engine lacks refused."""
         req = build_request(self.config, prompts, seconds, steps, sampler, cfg_scale, seed)
         if req.sampler not in SAMPLERS:
@@ -167,7 +169,8 @@ class LiteTextToAudio:
         return emb * mask[..., None], mask
 
     def conditioning(self, prompts: list[str], seconds: float) -> tuple[Array | None, Array | None, Array | None]:
-        """Cross-attention tokens, global vector and which global dims come from a prompt (as the pipeline builds them)."""
+        """Cross-attention tokens, global vector and which global dims come from a prompt, as the
+        pipeline builds them."""
         b = len(prompts)
         out: dict[str, tuple[Array, Array]] = {}
         for cond in self.config.conditioners:

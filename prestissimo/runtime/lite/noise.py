@@ -3,9 +3,9 @@
 The torch-free engine draws the same noise as the torch pipeline for a seed, so ``--seed 0`` gives the
 same clip on either engine (up to float rounding). torch's CPU generator is a 32-bit Mersenne Twister
 seeded with ``init_genrand(seed mod 2^32)``; ``randn`` of 16 or more values turns 24-bit uniforms into
-normals by Box-Muller in blocks of 16 (u1 from the first 8, u2 from the last 8), and when the count
-is not a multiple of 16 it draws 16 more uniforms and recomputes the last 16 values from them. numpy's MT19937 with legacy seeding is the same
-generator, so its raw 32-bit words reproduce that stream.
+normals by Box-Muller in blocks of 16 (u1 from the first 8, u2 from the last 8); when the count is
+not a multiple of 16 it draws 16 more uniforms and recomputes the last 16 values from them. numpy's
+MT19937 with legacy seeding is the same generator, so its raw 32-bit words reproduce that stream.
 """
 
 from __future__ import annotations
