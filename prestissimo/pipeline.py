@@ -23,9 +23,8 @@ from .models.conditioners import MultiConditioner, T5Conditioner, build_conditio
 from .models.config import ModelConfig
 from .models.denoiser import Conditioning, Denoiser, add_noise
 from .models.dit import DiffusionTransformer
-from .models import loading
-from .models.loading import (ModelLoadError, check_state_dict, normalize_keys, read_config,
-                             read_state_dict, resolve_model_dir, write_model_dir)
+from .models.loading import (check_state_dict, find_model_dir, normalize_keys, read_config, read_state_dict,
+                             write_model_dir)
 from .request import GenerationRequest, build_request
 from .sampling import cfg_denoiser, null_conditioning
 from .sampling.samplers import sample_dpmpp_2m, sample_euler, sample_pingpong
@@ -87,12 +86,7 @@ class TextToAudio(nn.Module):
         """
         if dtype == torch.float16 and torch.device(device).type == "cpu":
             raise ValueError("float16 on CPU is extremely slow; use float32 or bfloat16")
-        if path_or_repo_id is None:
-            path_or_repo_id = loading.default_model_dir()
-            if path_or_repo_id is None:
-                raise ModelLoadError("no default model ships with this build of prestissimo: "
-                                     "pass a model directory or hub id")
-        model_dir = resolve_model_dir(path_or_repo_id)
+        model_dir = find_model_dir(path_or_repo_id)
         config = ModelConfig.from_dict(read_config(model_dir))
         state = normalize_keys(read_state_dict(model_dir))
         model = cls(config, model_dir=model_dir)

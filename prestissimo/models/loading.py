@@ -40,6 +40,16 @@ def resolve_model_dir(path_or_repo_id: str | os.PathLike) -> Path:
     return _download_from_hub(text)
 
 
+def find_model_dir(path_or_repo_id: str | os.PathLike | None) -> Path:
+    """resolve_model_dir, where None means the model shipped inside the package."""
+    if path_or_repo_id is None:
+        path_or_repo_id = default_model_dir()
+        if path_or_repo_id is None:
+            raise ModelLoadError("no default model ships with this build of prestissimo: "
+                                 "pass a model directory or hub id")
+    return resolve_model_dir(path_or_repo_id)
+
+
 def _download_from_hub(repo_id: str) -> Path:
     try:
         from huggingface_hub import snapshot_download

@@ -20,8 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ...models.config import FLOW_OBJECTIVES, ModelConfig
-from ...models import loading
-from ...models.loading import WEIGHTS_NAME, ModelLoadError, read_config, resolve_model_dir
+from ...models.loading import WEIGHTS_NAME, ModelLoadError, find_model_dir, read_config
 from ...models.text_encoder_files import FastTokenizer, is_plain_bert, resolve_text_encoder, text_encoder_settings
 from ...request import GenerationRequest, build_request
 from .bert import LiteBert
@@ -121,12 +120,7 @@ class LiteTextToAudio:
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike | None = None) -> "LiteTextToAudio":
         """A model directory or hub id, or with no argument the model shipped in the package."""
-        if path_or_repo_id is None:
-            path_or_repo_id = loading.default_model_dir()
-            if path_or_repo_id is None:
-                raise ModelLoadError("no default model ships with this build of prestissimo: "
-                                     "pass a model directory or hub id")
-        model_dir = resolve_model_dir(path_or_repo_id)
+        model_dir = find_model_dir(path_or_repo_id)
         return cls(ModelConfig.from_dict(read_config(model_dir)), model_dir)
 
     @property
