@@ -25,7 +25,7 @@ from .models.denoiser import Conditioning, Denoiser, add_noise
 from .models.dit import DiffusionTransformer
 from .models.loading import (check_state_dict, find_model_dir, normalize_keys, read_config, read_state_dict,
                              write_model_dir)
-from .request import GenerationRequest, build_request
+from .request import GenerationRequest, build_request, conditioning_inputs
 from .sampling import cfg_denoiser, null_conditioning
 from .sampling.samplers import sample_dpmpp_2m, sample_euler, sample_pingpong
 from .sampling.schedules import linear_schedule, logsnr_schedule
@@ -134,22 +134,8 @@ class TextToAudio(nn.Module):
 
     def conditioning_inputs(self, prompts: Sequence[str], seconds_total: float | Sequence[float],
                             seconds_start: float | Sequence[float] = 0.0) -> dict[str, list[Any]]:
-        """Per-conditioner inputs: text conditioners get the prompts, number conditioners their seconds
-        (one value for the whole batch, or one per prompt as in training)."""
-        n = len(prompts)
-        per_item = lambda v: list(v) if isinstance(v, Sequence) else [v] * n  # noqa: E731
-        inputs: dict[str, list[Any]] = {}
-        for cfg in self.config.conditioners:
-            if cfg.type == "number":
-                if cfg.id == "seconds_start":
-                    inputs[cfg.id] = per_item(seconds_start)
-                elif cfg.id == "seconds_total":
-                    inputs[cfg.id] = per_item(seconds_total)
-                else:
-                    raise ValueError(f"don't know what to feed the number conditioner {cfg.id!r}")
-            else:
-                inputs[cfg.id] = list(prompts)
-        return inputs
+        """Per-conditioner inputs (see :func:`prestissimo.request.conditioning_inputs`)."""
+        return conditioning_inputs(self.config, prompts, seconds_total, seconds_start)
 
     @torch.no_grad()
     def encode_conditioning(self, prompts: Sequence[str], seconds_total: float,
@@ -172,11 +158,8 @@ class TextToAudio(nn.Module):
 
     def global_prompt_mask(self) -> torch.Tensor | None:
         """Which dims of the global vector come from a prompt (text) conditioner; None if none do."""
-        types = {c.id: c.type for c in self.config.conditioners}
-        flags = [types[k] != "number" for k in self.config.global_cond_ids]
-        if not any(flags):
-            return None
-        return torch.tensor(flags).repeat_interleave(self.config.cond_dim)
+        dims = self.config.global_prompt_dims()
+        return torch.tensor(dims) if any(dims) else None
 
     def conditioning_tokens(self, prompts: Sequence[str], seconds_total: float | Sequence[float],
                             seconds_start: float | Sequence[float] = 0.0

@@ -1,4 +1,5 @@
-"""A generation request: the model's sampling defaults filled in and every argument checked before compute.
+"""A generation request: the model's sampling defaults filled in and every argument checked before compute,
+and what each conditioner is fed for it.
 
 torch-free, so that the torch pipeline and the numpy engine (``runtime.lite``) accept and refuse the
 same requests with the same messages.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from .models.config import ModelConfig
 
@@ -52,6 +53,26 @@ def check_sampling(sampler: str, steps: int, cfg_scale: float) -> None:
         raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
     if not math.isfinite(cfg_scale) or cfg_scale < 0:
         raise ValueError(f"cfg scale must be a finite number >= 0, got {cfg_scale}")
+
+
+def conditioning_inputs(config: ModelConfig, prompts: Sequence[str], seconds_total: float | Sequence[float],
+                        seconds_start: float | Sequence[float] = 0.0) -> dict[str, list[Any]]:
+    """Per-conditioner inputs: text conditioners get the prompts, number conditioners their seconds
+    (one value for the whole batch, or one per prompt as in training)."""
+    n = len(prompts)
+    per_item = lambda v: list(v) if isinstance(v, Sequence) else [v] * n  # noqa: E731
+    inputs: dict[str, list[Any]] = {}
+    for cond in config.conditioners:
+        if cond.type == "number":
+            if cond.id == "seconds_start":
+                inputs[cond.id] = per_item(seconds_start)
+            elif cond.id == "seconds_total":
+                inputs[cond.id] = per_item(seconds_total)
+            else:
+                raise ValueError(f"don't know what to feed the number conditioner {cond.id!r}")
+        else:
+            inputs[cond.id] = list(prompts)
+    return inputs
 
 
 def build_request(config: ModelConfig, prompts: str | Sequence[str], seconds: float | None = None,

@@ -253,6 +253,12 @@ class ModelConfig:
     def max_seconds(self) -> float:
         return self.sample_size / self.sample_rate
 
+    def global_prompt_dims(self) -> list[bool]:
+        """Per dim of the DiT's global vector: whether it comes from a prompt (text) conditioner, the dims
+        the unconditional input of classifier-free guidance zeroes."""
+        types = {c.id: c.type for c in self.conditioners}
+        return [types[k] != "number" for k in self.global_cond_ids for _ in range(self.cond_dim)]
+
     def conditioner(self, cond_id: str) -> ConditionerConfig:
         for c in self.conditioners:
             if c.id == cond_id:

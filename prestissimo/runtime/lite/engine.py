@@ -22,7 +22,7 @@ import numpy as np
 from ...models.config import FLOW_OBJECTIVES, ModelConfig
 from ...models.loading import WEIGHTS_NAME, ModelLoadError, find_model_dir, read_config
 from ...models.text_encoder_files import FastTokenizer, is_plain_bert, resolve_text_encoder, text_encoder_settings
-from ...request import GenerationRequest, build_request
+from ...request import GenerationRequest, build_request, conditioning_inputs
 from .bert import LiteBert
 from .decoder import LiteDecoder
 from .dit import LiteDiT, Prepared
@@ -95,8 +95,9 @@ class LiteTextToAudio:
         fails at load and is named, as the torch loader's strict check does: a missing key or a wrong
         shape stops the run, and stored tensors that nothing read are unexpected keys."""
         cfg = self.config
+        inputs = conditioning_inputs(cfg, ["a"], cfg.max_seconds)  # a config torch cannot feed either: its own error
         try:
-            tokens, global_cond, _ = self.conditioning(["a"], cfg.max_seconds)
+            tokens, global_cond, _ = self._embed_conditioning(inputs)
             prep = self.dit.prepare(tokens, global_cond)
             self.dit.velocity(np.zeros((1, cfg.dit.io_channels, cfg.dit.patch_size), np.float32),
                               np.ones(1, np.float32), prep)
@@ -138,16 +139,16 @@ class LiteTextToAudio:
         return req
 
     # ------------------------------------------------------------------ conditioning
-    def _number(self, cond_id: str, value: float, batch: int) -> Array:
+    def _number(self, cond_id: str, values: list[float]) -> Array:
+        """models.conditioners.NumberConditioner: clamp, normalise, learned Fourier features, linear -> [B, 1, D]."""
         cfg = self.config.conditioner(cond_id).config
         lo, hi = float(cfg.get("min_val", 0.0)), float(cfg.get("max_val", 1.0))
-        x = np.float32((min(max(value, lo), hi) - lo) / (hi - lo))
+        x = ((np.clip(np.asarray(values, dtype=np.float32), lo, hi) - lo) / (hi - lo)).astype(np.float32)[:, None]
         w = self.conditioner_weights
         p = f"{cond_id}.embedder.embedding"
-        freqs = x * w[f"{p}.0.weights"] * np.float32(2 * math.pi)
-        features = np.concatenate([[x], np.sin(freqs), np.cos(freqs)]).astype(np.float32)
-        emb = linear(features, w[f"{p}.1.weight"], w[f"{p}.1.bias"])
-        return np.broadcast_to(emb, (batch, 1, emb.shape[-1])).copy()
+        freqs = x * w[f"{p}.0.weights"][None, :] * np.float32(2 * math.pi)
+        features = np.concatenate([x, np.sin(freqs), np.cos(freqs)], axis=-1)
+        return linear(features, w[f"{p}.1.weight"], w[f"{p}.1.bias"])[:, None, :]
 
     def _prompt(self, cond_id: str, prompts: list[str]) -> tuple[Array, Array]:
         tokenizer, bert, max_length = self.text[cond_id]
@@ -165,16 +166,16 @@ class LiteTextToAudio:
     def conditioning(self, prompts: list[str], seconds: float) -> tuple[Array | None, Array | None, Array | None]:
         """Cross-attention tokens, global vector and which global dims come from a prompt, as the
         pipeline builds them."""
-        b = len(prompts)
+        return self._embed_conditioning(conditioning_inputs(self.config, prompts, seconds))
+
+    def _embed_conditioning(self, inputs: dict[str, list]) -> tuple[Array | None, Array | None, Array | None]:
         out: dict[str, tuple[Array, Array]] = {}
         for cond in self.config.conditioners:
             if cond.type == "number":
-                if cond.id not in ("seconds_total", "seconds_start"):
-                    raise LiteUnsupported(f"don't know what to feed the number conditioner {cond.id!r}")
-                value = seconds if cond.id == "seconds_total" else 0.0
-                out[cond.id] = (self._number(cond.id, value, b), np.ones((b, 1), dtype=bool))
+                emb = self._number(cond.id, inputs[cond.id])
+                out[cond.id] = (emb, np.ones(emb.shape[:2], dtype=bool))
             else:
-                out[cond.id] = self._prompt(cond.id, prompts)
+                out[cond.id] = self._prompt(cond.id, inputs[cond.id])
         cfg = self.config
         tokens = np.concatenate([out[k][0] for k in cfg.cross_attention_cond_ids], axis=1) \
             if cfg.cross_attention_cond_ids else None
@@ -186,8 +187,7 @@ class LiteTextToAudio:
                 weights = mask.astype(np.float32)[..., None]
                 parts.append((emb * weights).sum(1) / np.maximum(weights.sum(1), 1.0))
             global_cond = np.concatenate(parts, axis=-1)
-            types = {c.id: c.type for c in cfg.conditioners}
-            prompt_dims = np.repeat([types[k] != "number" for k in cfg.global_cond_ids], cfg.cond_dim)
+            prompt_dims = np.array(cfg.global_prompt_dims())
         return tokens, global_cond, prompt_dims
 
     def guided_denoiser(self, prompts: list[str], seconds: float, cfg_scale: float) -> Callable[[Array, float], Array]:
