@@ -98,6 +98,17 @@ def test_lite_refuses_what_it_cannot_run_and_says_why(tiny_model_dir, tiny_v_mod
         lite.generate("  ")
 
 
+def test_a_number_conditioner_nothing_feeds_is_refused_as_the_torch_pipeline_refuses_it(tmp_path):
+    config = bert_model_config()
+    config["model"]["conditioning"]["configs"].append({"id": "bpm", "type": "number",
+                                                       "config": {"min_val": 0, "max_val": 300}})
+    model_dir = make_bert_model(tmp_path, config)
+    with pytest.raises(ValueError, match="don't know what to feed the number conditioner 'bpm'"):
+        LiteTextToAudio.from_pretrained(model_dir)
+    with pytest.raises(ValueError, match="don't know what to feed the number conditioner 'bpm'"):
+        TextToAudio.from_pretrained(model_dir).generate("rain", steps=1)
+
+
 def test_cli_generate_takes_the_torch_free_engine_without_importing_torch(bert_model_dir, tmp_path):
     out = tmp_path / "a.wav"
     code = (f"import sys; from prestissimo.serve.cli import main; "
