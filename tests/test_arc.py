@@ -149,6 +149,50 @@ def test_ode_warmup_regresses_the_generator_before_the_adversarial_phase(tiny_mo
     assert any(_grads(generator.parameters)) and not any(_grads(task.teacher.parameters()))
 
 
+def test_trajectory_cache_computes_each_key_once_from_noise_fixed_by_the_key():
+    from prestissimo.posttrain.trajectories import TrajectoryCache
+
+    calls = []
+
+    def compute(noise, rows):  # a fake two-state "teacher": states noise and noise / 2, end noise / 4
+        calls.append(rows)
+        return torch.stack([noise, noise / 2], 1), torch.tensor([[1.0, 0.5]] * len(rows)), noise / 4
+
+    cache = TrajectoryCache(seed=3)
+    first = cache.fetch([("a", 0), ("b", 0), ("a", 0)], (2, 5), compute)
+    assert calls == [[0, 1]] and len(cache) == 2  # the repeated key is computed once, from its first row
+    assert first[0] is first[2] and not torch.equal(first[0].end, first[1].end)
+    assert torch.equal(first[0].states[0], cache.start_noise(("a", 0), (2, 5)))
+    again = cache.fetch([("b", 0), ("c", 1)], (2, 5), compute)
+    assert calls[1:] == [[1]] and again[0] is first[1]  # only the new key runs the teacher
+    other = TrajectoryCache(seed=3)  # a resumed run starts every key from the same noise
+    assert torch.equal(other.start_noise(("c", 1), (2, 5)), again[1].states[0])
+    assert not torch.equal(TrajectoryCache(seed=4).start_noise(("c", 1), (2, 5)), again[1].states[0])
+
+
+def test_cached_ode_warmup_regresses_onto_the_teachers_trajectory_and_reuses_it(tiny_model_dir, tmp_path):
+    from prestissimo.posttrain.arc import ODEWarmup
+
+    wu = ODEWarmup(steps=4, teacher_steps=3, cfg_scale=2.0, trajectory_variants=1)
+    task = _task(tiny_model_dir, tmp_path, ode_warmup=wu)
+    teacher_calls = []
+    forward = task.teacher.forward
+    task.teacher.forward = lambda *a, **k: teacher_calls.append(1) or forward(*a, **k)
+    loss, logs = task.generator_loss(_batch(0))
+    assert len(teacher_calls) == 3 and logs["trajectories"] == 4  # CFG runs both halves in one call per step
+    loss.backward()
+    assert any(_grads(task.generator_params)) and not any(_grads(task.teacher.parameters()))
+    task.generator_loss(_batch(1))  # the same four prompts: no teacher call
+    assert len(teacher_calls) == 3 and len(task.trajectories) == 4
+    # Each cached end point is the guided Euler sample from that prompt's own start noise.
+    key = (PROMPTS[2], 1.0, 0.0, 0)
+    cond = task.tta.conditioning(PROMPTS[2:3], [1.0], [0.0])
+    _, _, end = task._teacher_trajectories(cond, task.trajectories.start_noise(key, (8, 64))[None])
+    assert torch.allclose(task.trajectories.entries[key].end, end[0], atol=1e-5)
+    with pytest.raises(ValueError, match="trajectory_variants"):
+        _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=1, trajectory_variants=-1))
+
+
 def test_ema_warmup_decay():
     loop = LoopConfig(ema_decay=0.9999, ema_warmup_power=0.75)
     assert loop.ema_decay_at(0) == 0.0  # the first update copies the weights

@@ -93,6 +93,12 @@ class Conditioning:
             return self.global_cond
         return self.global_cond.masked_fill(self.global_prompt_mask, 0.0)
 
+    def rows(self, index: list[int]) -> "Conditioning":
+        """The conditioning of some items of the batch (cached keys/values are not carried over)."""
+        return Conditioning(context=None if self.context is None else self.context[index],
+                            global_cond=None if self.global_cond is None else self.global_cond[index],
+                            global_prompt_mask=self.global_prompt_mask)
+
     def batch_size(self) -> int:
         for t in (self.context, self.global_cond):
             if t is not None:

@@ -33,6 +33,7 @@ from prestissimo.models.config import FLOW_OBJECTIVES, SamplingDefaults
 from prestissimo.models.denoiser import Conditioning
 from prestissimo.models.dit import DiffusionTransformer
 from prestissimo.pipeline import TextToAudio
+from prestissimo.posttrain.trajectories import TrajectoryCache
 from prestissimo.sampling.guidance import cfg_denoiser, null_conditioning
 from prestissimo.sampling.samplers import sample_euler
 from prestissimo.sampling.schedules import logsnr_schedule
@@ -215,6 +216,10 @@ class ODEWarmup:
     steps: int = 0  # loop steps of warm-up before the adversarial phase; 0 = off
     teacher_steps: int = 20
     cfg_scale: float = 4.0
+    # 0: a fresh teacher trajectory for every item of every step (the reference). K > 0: K fixed
+    # trajectories per conditioning, each computed once and kept in memory, so revisits of a prompt
+    # cost no teacher calls (most of a warm-up step's time otherwise).
+    trajectory_variants: int = 0
 
 
 @dataclass
@@ -261,6 +266,8 @@ class ARCConfig:
             raise ValueError(f"discriminator head must be one of {HEADS}, got {self.discriminator.head!r}")
         if self.contrastive and self.loop.batch_size < 2:
             raise ValueError("the contrastive term needs batch_size >= 2")
+        if self.ode_warmup.trajectory_variants < 0:
+            raise ValueError("ode_warmup.trajectory_variants must be >= 0 (0 = a fresh trajectory every step)")
 
 
 def renoise(x0: torch.Tensor, s: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -273,7 +280,7 @@ class ARCTask:
     """Generator (the base model's DiT + conditioner projections) and discriminator on the shared loop."""
 
     # Batch random streams: one per independent draw, so G and D steps never reuse numbers by accident.
-    T_GEN, EPS, S_DISC, N_DISC, DROP, ONE_SHOT, PERM, GP = range(8)
+    T_GEN, EPS, S_DISC, N_DISC, DROP, ONE_SHOT, PERM, GP, VARIANT = range(9)
 
     def __init__(self, cfg: ARCConfig, run_dir: Path, base_dir: str | Path):
         cfg.validate()
@@ -291,8 +298,11 @@ class ARCTask:
         torch.manual_seed(cfg.loop.seed)
         self.disc = ARCDiscriminator(self.tta.model.model, cfg.discriminator).train().to(self.tta.device)
         self.teacher: nn.Module | None = None
+        self.trajectories: TrajectoryCache | None = None
         if cfg.ode_warmup.steps > 0:
             self.teacher = copy.deepcopy(self.tta.model).eval().requires_grad_(False)
+            if cfg.ode_warmup.trajectory_variants > 0:
+                self.trajectories = TrajectoryCache(seed=cfg.loop.seed)
         for net in (self.tta.model.model, self.disc.trunk):
             net.transformer.activation_checkpointing = cfg.activation_checkpointing
 
@@ -385,30 +395,49 @@ class ARCTask:
     def ode_warmup_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """MSE between G's x0 at a random point of the teacher's guided Euler trajectory (log-SNR
         schedule) and the trajectory's end point."""
-        assert self.teacher is not None
-        d, wu = batch.data, self.cfg.ode_warmup
-        x0 = batch.data["latents"]
-        noise = batch.randn(x0.shape[1:], 0, self.EPS, device=x0.device)
+        d = batch.data
         cond = self.tta.conditioning(d["caption"], d["seconds_total"], d["seconds_start"])
-        states: list[tuple[torch.Tensor, torch.Tensor]] = []
+        frozen = Conditioning(context=cond.context.detach() if cond.context is not None else None,
+                              global_cond=cond.global_cond.detach() if cond.global_cond is not None else None,
+                              global_prompt_mask=cond.global_prompt_mask)
+        if self.trajectories is None:
+            noise = batch.randn(d["latents"].shape[1:], 0, self.EPS, device=self.tta.device)
+            states, levels, target = self._teacher_trajectories(frozen, noise)
+        else:
+            variants = (batch.rand(0, self.VARIANT) * self.cfg.ode_warmup.trajectory_variants).long()
+            keys = [(caption, float(total), float(start), int(k)) for caption, total, start, k
+                    in zip(d["caption"], d["seconds_total"], d["seconds_start"], variants)]
+            found = self.trajectories.fetch(keys, d["latents"].shape[1:], lambda noise, rows:
+                                            self._teacher_trajectories(frozen.rows(rows), noise.to(self.tta.device)))
+            states, levels, target = (torch.stack([getattr(tr, name) for tr in found]).to(self.tta.device)
+                                      for name in ("states", "levels", "end"))
+        pick = (batch.rand(0, self.T_GEN) * states.shape[1]).long().clamp(max=states.shape[1] - 1)
+        rows = torch.arange(len(pick))
+        loss = F.mse_loss(self._generate(states[rows, pick], levels[rows, pick], cond), target)
+        logs = {"loss": float(loss.detach()), "ode_warmup": float(loss.detach())}
+        if self.trajectories is not None:
+            logs["trajectories"] = float(len(self.trajectories))
+        return loss, logs
+
+    def _teacher_trajectories(self, cond: Conditioning, noise: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The frozen base's guided Euler run from ``noise``: the states it was queried at [B, S, ...],
+        their levels [B, S] and the end points [B, ...]."""
+        assert self.teacher is not None
+        wu = self.cfg.ode_warmup
+        states: list[torch.Tensor] = []
+        levels: list[torch.Tensor] = []
         with torch.no_grad():
-            frozen = Conditioning(context=cond.context.detach() if cond.context is not None else None,
-                                  global_cond=cond.global_cond.detach() if cond.global_cond is not None else None,
-                                  global_prompt_mask=cond.global_prompt_mask)
-            guided = cfg_denoiser(self.teacher, frozen, null_conditioning(frozen), wu.cfg_scale)
+            guided = cfg_denoiser(self.teacher, cond, null_conditioning(cond), wu.cfg_scale)
 
             def recording(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                states.append((x, t))
+                states.append(x)
+                levels.append(t)
                 return guided(x, t)
 
-            target = sample_euler(recording, noise, logsnr_schedule(wu.teacher_steps, self.tta.config.objective),
-                                  self.tta.config.objective)
-        pick = (batch.rand(0, self.T_GEN) * len(states)).long().clamp(max=len(states) - 1)
-        rows = torch.arange(len(pick))
-        x_t = torch.stack([states[int(k)][0][i] for i, k in zip(rows, pick)])
-        t = torch.stack([states[int(k)][1][i] for i, k in zip(rows, pick)])
-        loss = F.mse_loss(self._generate(x_t, t, cond), target)
-        return loss, {"loss": float(loss.detach()), "ode_warmup": float(loss.detach())}
+            end = sample_euler(recording, noise, logsnr_schedule(wu.teacher_steps, self.tta.config.objective),
+                               self.tta.config.objective)
+        return torch.stack(states, 1), torch.stack(levels, 1), end
 
     # -- export and evaluation
     def export(self, ema: dict[str, nn.Module], out_dir: Path) -> Path:
