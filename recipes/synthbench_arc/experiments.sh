@@ -17,8 +17,11 @@ evaluate() {  # name model steps sampler cfg: scored as run.sh scores its rows
     --sampler "$4" --cfg-scale "$5" --seeds 2 --out "$RUNS/eval/$1" --quiet
 }
 mkdir -p "$RUNS"
-evaluate base-8 "$BASE/dit/model" 8 euler 4  # the reference row (as in run.sh), and a check that the base is the same
-rows=("base, 8 steps=$RUNS/eval/base-8")
+# The base's reference rows, scored as run.sh scores them: the variants are compared with the base they start from.
+evaluate base-100 "$BASE/dit/model" 100 euler 4
+evaluate base-8 "$BASE/dit/model" 8 euler 4
+calls() { [ "$1" = 1 ] && echo "1 step" || echo "$1 steps"; }
+rows=("base, 100 steps=$RUNS/eval/base-100" "base, 8 steps=$RUNS/eval/base-8")
 if [ -f "$RUNS/eval/arc-8/metrics.json" ]; then rows+=("ARC (arc.json), 8 steps=$RUNS/eval/arc-8"); fi
 
 # 1. Generator learning rate 1e-4, twice the discriminator's.
@@ -46,8 +49,14 @@ json.dump(c, open(sys.argv[2], "w"), indent=2)' "$HERE/$variant.json" "$RUNS/$va
   fi
   prestissimo posttrain arc --base "$BASE/dit/model" --data "$BASE/latents" --config "$HERE/$variant.json" \
     --out "$RUNS/$variant" --resume
-  evaluate $variant-8 "$RUNS/$variant/model" 8 pingpong 1
-  rows+=("ODE warm-up only (500 steps), 8 steps=$RUNS/eval/$variant-warmup-only-8" "$variant, 8 steps=$RUNS/eval/$variant-8")
+  for steps in 8 4 2 1; do
+    evaluate $variant-warmup-only-$steps "$warm/model" $steps pingpong 1
+    rows+=("ODE warm-up only (500 steps), $(calls $steps)=$RUNS/eval/$variant-warmup-only-$steps")
+  done
+  for steps in 8 4 2 1; do
+    evaluate $variant-$steps "$RUNS/$variant/model" $steps pingpong 1
+    rows+=("$variant (warm-up + 800 ARC steps), $(calls $steps)=$RUNS/eval/$variant-$steps")
+  done
 }
 
 for variant in $VARIANTS; do "$variant"; done
