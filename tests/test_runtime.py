@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -56,15 +57,19 @@ def test_fast_path_matches_fp32(randomized, precision):
 def test_fast_decoder_alone_and_chunked_decode_are_exact():
     cfg = AutoencoderConfig(audio_channels=2, channels=16, c_mults=[1, 2, 4], strides=[2, 4, 4], latent_dim=8)
     ae = randomize_(OobleckAutoencoder(cfg)).eval()
-    z = torch.randn(1, 8, 40)
+    z = torch.randn(1, 8, 40, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = ae.decode(z)
+        # "Exact" up to fp32 rounding, which reaches ~1e-5 through this stack on either path: each fp32
+        # decode is held to a float64 decode, the fast one no further from it than twice the reference.
+        exact = copy.deepcopy(ae).double().decode(z.double())
+        rounding = rel(ref, exact)
         fast = FastDecoder(ae.decoder)
-        assert rel(fast(z), ref) < 1e-5
+        assert rel(fast(z), exact) < 2 * rounding
         margin = receptive_margin(fast, 8)
         assert 1 <= margin < 20
         chunked = decode_chunked(fast, z, chunk_frames=7, margin=margin)
-        assert chunked.shape == ref.shape and rel(chunked, ref) < 1e-5
+        assert chunked.shape == ref.shape and rel(chunked, exact) < 2 * rounding
         # too little context is visibly wrong: the margin matters
         assert rel(decode_chunked(fast, z, chunk_frames=7, margin=0), ref) > 1e-3
 
