@@ -23,7 +23,8 @@ from prestissimo.data.manifest import read_manifest
 from prestissimo.models.denoiser import Conditioning, add_noise, edm_coefficients, edm_sigma
 from prestissimo.training.config import LoopConfig, OptimizerConfig
 from prestissimo.training.diffusion import cfg_dropout, diffusion_loss, sample_noise_levels
-from prestissimo.training.loop import Batch, Phase, Trainer, TrainingDiverged, global_indices
+from prestissimo.training.loop import (Batch, Phase, Trainer, TrainingDiverged, adopt_configured_hyperparameters,
+                                       build_optimizer, global_indices, lr_factor)
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
 
@@ -387,6 +388,34 @@ def test_corrupt_silent_and_short_files_are_skipped_and_counted(tmp_path):
     items = [data.get(i, np.random.default_rng(0)) for i in range(len(data))]
     assert items[1] is None and data.skipped["silent"] == 1
     assert items[0]["audio"].shape == (2, 4000)
+
+
+def test_a_resumed_optimizer_takes_the_configs_learning_rate_and_keeps_its_moments():
+    weight = torch.nn.Parameter(torch.ones(3))
+    old = OptimizerConfig(lr=5e-5, warmup_steps=4)
+    opt, sched = build_optimizer([weight], old, 100)
+    for _ in range(2):
+        weight.grad = torch.ones(3)
+        opt.step()
+        sched.step()
+    saved = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+
+    new = OptimizerConfig(lr=1e-5, betas=(0.5, 0.9), warmup_steps=4)
+    weight2 = torch.nn.Parameter(weight.detach().clone())
+    opt2, sched2 = build_optimizer([weight2], new, 100)
+    opt2.load_state_dict(saved["optimizer"])
+    sched2.load_state_dict(saved["scheduler"])
+    assert opt2.param_groups[0]["lr"] == pytest.approx(5e-5 * lr_factor(2, old, 100))  # the saved rate, unfixed
+    changed = adopt_configured_hyperparameters(opt2, sched2, new)
+    assert [c.split()[0] for c in changed] == ["lr", "betas"]
+    assert opt2.param_groups[0]["lr"] == pytest.approx(1e-5 * lr_factor(2, new, 100))
+    assert opt2.param_groups[0]["betas"] == (0.5, 0.9)
+    assert torch.equal(opt2.state[weight2]["exp_avg"], opt.state[weight]["exp_avg"])
+    weight2.grad = torch.ones(3)
+    opt2.step()
+    sched2.step()
+    assert opt2.param_groups[0]["lr"] == pytest.approx(1e-5 * lr_factor(3, new, 100))
+    assert adopt_configured_hyperparameters(opt2, sched2, new) == []
 
 
 def test_noise_level_distributions_respect_their_ranges():

@@ -147,6 +147,26 @@ def build_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig,
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg, total_steps))
 
 
+def adopt_configured_hyperparameters(opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR,
+                                     cfg: OptimizerConfig) -> list[str]:
+    """Make a resumed optimizer use the config's lr, betas and weight decay; returns what changed.
+
+    Loading an optimizer and scheduler state restores the *saved* hyper-parameters, so a run resumed with
+    a new learning rate would silently keep the old one. Moments and step counts are kept.
+    """
+    changed = []
+    for key, value in (("initial_lr", cfg.lr), ("betas", tuple(cfg.betas)), ("weight_decay", cfg.weight_decay)):
+        saved = opt.param_groups[0].get(key)
+        if saved is not None and (tuple(saved) if key == "betas" else saved) != value:
+            changed.append(f"{'lr' if key == 'initial_lr' else key} {saved} -> {value}")
+        for group in opt.param_groups:
+            group[key] = value
+    sched.base_lrs = [cfg.lr for _ in opt.param_groups]
+    for group, factor in zip(opt.param_groups, sched.lr_lambdas):
+        group["lr"] = cfg.lr * factor(sched.last_epoch)
+    return changed
+
+
 class RunLogger:
     """TensorBoard (when installed) plus metrics.jsonl in the run directory; main process only."""
 
@@ -268,6 +288,8 @@ class Trainer:
                 raise ckpt.CheckpointError(f"{path}: no optimizer state for phase {p.name!r}")
             opt.load_state_dict(optim_state[p.name]["optimizer"])
             sched.load_state_dict(optim_state[p.name]["scheduler"])
+            for change in adopt_configured_hyperparameters(opt, sched, p.optimizer):
+                log.warning("phase %r: the config changes %s since the checkpoint", p.name, change)
         self.step = int(meta["step"])
         self.skipped = int(meta.get("skipped_steps", 0))
         log.info("resumed from %s (step %d)", path, self.step)
