@@ -149,6 +149,19 @@ def test_ode_warmup_regresses_the_generator_before_the_adversarial_phase(tiny_mo
     assert any(_grads(generator.parameters)) and not any(_grads(task.teacher.parameters()))
 
 
+def test_discriminator_warmup_trains_only_the_discriminator_between_ode_warmup_and_alternation(tiny_model_dir,
+                                                                                                tmp_path):
+    from prestissimo.posttrain.arc import ODEWarmup
+
+    task = _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=2, teacher_steps=3), discriminator_warmup=3)
+    generator, discriminator = task.phases()
+    expected = [True, True, False, False, False, True, False, True, False]
+    assert [generator.active(s) for s in range(9)] == expected
+    assert [discriminator.active(s) for s in range(9)] == [not g for g in expected]
+    with pytest.raises(ValueError, match="discriminator_warmup"):
+        _task(tiny_model_dir, tmp_path, discriminator_warmup=-1)
+
+
 def test_trajectory_cache_computes_each_key_once_from_noise_fixed_by_the_key():
     from prestissimo.posttrain.trajectories import TrajectoryCache
 

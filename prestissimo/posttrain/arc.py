@@ -249,6 +249,10 @@ class ARCConfig:
     cfg_dropout: float = 0.1  # keeps the generator usable unconditionally
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     ode_warmup: ODEWarmup = field(default_factory=ODEWarmup)
+    # Loop steps after the ODE warm-up in which only the discriminator trains. Adam moves the generator
+    # by about its learning rate per step whatever the gradient carries, so gradients through an
+    # untrained discriminator walk it away from its starting point; this lets D learn first.
+    discriminator_warmup: int = 0
     activation_checkpointing: bool = False
     sampling: ARCSampling = field(default_factory=ARCSampling)
     eval: ARCEval = field(default_factory=ARCEval)
@@ -266,6 +270,8 @@ class ARCConfig:
             raise ValueError(f"discriminator head must be one of {HEADS}, got {self.discriminator.head!r}")
         if self.contrastive and self.loop.batch_size < 2:
             raise ValueError("the contrastive term needs batch_size >= 2")
+        if self.discriminator_warmup < 0:
+            raise ValueError("discriminator_warmup must be >= 0 (0 = generator and discriminator alternate at once)")
         if self.ode_warmup.trajectory_variants < 0:
             raise ValueError("ode_warmup.trajectory_variants must be >= 0 (0 = a fresh trajectory every step)")
 
@@ -316,7 +322,10 @@ class ARCTask:
         return step < self.cfg.ode_warmup.steps
 
     def generator_turn(self, step: int) -> bool:
-        return self.warming_up(step) or (step - self.cfg.ode_warmup.steps) % 2 == 0
+        if self.warming_up(step):
+            return True
+        adversarial = step - self.cfg.ode_warmup.steps - self.cfg.discriminator_warmup
+        return adversarial >= 0 and adversarial % 2 == 0
 
     def phases(self) -> list[Phase]:
         return [Phase("generator", self.generator_params, self.generator_loss, self.cfg.optim,
