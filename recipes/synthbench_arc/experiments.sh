@@ -37,19 +37,26 @@ arc_generator_lr() {
 #    trajectory computed once and reused (ode_warmup.trajectory_variants), then the same 800 ARC steps.
 #    The warm-up alone is scored too: it is trained as a run that stops at step 500, which the full
 #    run then resumes (constant learning rates, so this equals one uninterrupted run).
-arc_long_warmup() {
-  local variant=arc_long_warmup warm="$RUNS/arc_long_warmup-warmup-only"
-  if [ ! -d "$RUNS/$variant/checkpoints" ]; then
+WARM="$RUNS/arc_long_warmup-warmup-only"
+warmup_only() {  # the first 500 steps of arc_long_warmup, as a run of their own, scored at 8 steps
+  if [ ! -f "$WARM/model/model.safetensors" ] || [ ! -d "$WARM/checkpoints" ]; then
     python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["loop"]["max_steps"] = c["ode_warmup"]["steps"]
-json.dump(c, open(sys.argv[2], "w"), indent=2)' "$HERE/$variant.json" "$RUNS/$variant-warmup.json"
-    prestissimo posttrain arc --base "$BASE/dit/model" --data "$BASE/latents" --config "$RUNS/$variant-warmup.json" \
-      --out "$warm" $(resume "$warm")
-    evaluate $variant-warmup-only-8 "$warm/model" 8 pingpong 1
+json.dump(c, open(sys.argv[2], "w"), indent=2)' "$HERE/arc_long_warmup.json" "$RUNS/arc_long_warmup-warmup.json"
+    prestissimo posttrain arc --base "$BASE/dit/model" --data "$BASE/latents" --config "$RUNS/arc_long_warmup-warmup.json" \
+      --out "$WARM" $(resume "$WARM")
+  fi
+  evaluate arc_long_warmup-warmup-only-8 "$WARM/model" 8 pingpong 1
+  [ -n "${warm_row:-}" ] || rows+=("${warm_row:=ODE warm-up only (500 steps), 8 steps=$RUNS/eval/arc_long_warmup-warmup-only-8}")
+}
+arc_long_warmup() {
+  local variant=arc_long_warmup warm=$WARM
+  warmup_only
+  if [ ! -d "$RUNS/$variant/checkpoints" ]; then
     rm -rf "$RUNS/$variant.partial" && cp -r "$warm" "$RUNS/$variant.partial" && mv "$RUNS/$variant.partial" "$RUNS/$variant"
   fi
   prestissimo posttrain arc --base "$BASE/dit/model" --data "$BASE/latents" --config "$HERE/$variant.json" \
     --out "$RUNS/$variant" --resume
-  for steps in 8 4 2 1; do
+  for steps in 4 2 1; do
     evaluate $variant-warmup-only-$steps "$warm/model" $steps pingpong 1
     rows+=("ODE warm-up only (500 steps), $(calls $steps)=$RUNS/eval/$variant-warmup-only-$steps")
   done
@@ -69,8 +76,8 @@ json.dump(c, open(sys.argv[2], "w"), indent=2)' "$HERE/$variant.json" "$RUNS/$va
 #    arc_r1r2_disc_first: arc_r1r2 with 200 discriminator-only steps (discriminator_warmup) between the ODE
 #    warm-up and the alternation, so the generator's first gradients come from a trained discriminator.
 arc_after_warmup() {  # variant "ARC steps at which to score", counted from the first generator update
-  local variant=$1 arc_steps=$2 warm="$RUNS/arc_long_warmup-warmup-only" start n stop last
-  [ -d "$warm/checkpoints" ] || { echo "run the arc_long_warmup variant first (it makes $warm)" >&2; exit 1; }
+  local variant=$1 arc_steps=$2 warm=$WARM start n stop last
+  warmup_only
   if [ ! -d "$RUNS/$variant/checkpoints" ]; then
     rm -rf "$RUNS/$variant.partial" && cp -r "$warm" "$RUNS/$variant.partial" && mv "$RUNS/$variant.partial" "$RUNS/$variant"
   fi
