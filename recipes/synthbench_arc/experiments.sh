@@ -4,6 +4,8 @@
 # (its rows are included when their scores exist).
 #   bash recipes/synthbench_arc/experiments.sh            (from the repository root; all variants)
 #   VARIANTS=arc_long_warmup bash recipes/synthbench_arc/experiments.sh     (only the ones named)
+#   STOPS="100 200" CONFIRM=0 VARIANTS="arc_r1r2_disc_first arc_r1r2" bash recipes/synthbench_arc/experiments.sh
+#                 (the two compared on one base, as docs/arc.md reports them)
 set -euo pipefail
 HERE=recipes/synthbench_arc
 BASE=${BASE:-runs/synthbench_base}
@@ -99,9 +101,10 @@ json.dump(c, open(sys.argv[2], "w"), indent=2)' "$HERE/$variant.json" "$RUNS/$va
     rows+=("$variant, $last ARC steps, $(calls $steps)=$RUNS/eval/$variant-$stop-$steps")
   done
 }
-arc_r1r2() { arc_after_warmup arc_r1r2 "100 200 400 800"; }
-arc_r1r2_low_lr() { arc_after_warmup arc_r1r2_low_lr "100 200 400"; }
-arc_r1r2_disc_first() { arc_after_warmup arc_r1r2_disc_first "100 200"; }
+#    STOPS="100 200" overrides every variant's list of stops (a shorter, comparable run of several).
+arc_r1r2() { arc_after_warmup arc_r1r2 "${STOPS:-100 200 400 800}"; }
+arc_r1r2_low_lr() { arc_after_warmup arc_r1r2_low_lr "${STOPS:-100 200 400}"; }
+arc_r1r2_disc_first() { arc_after_warmup arc_r1r2_disc_first "${STOPS:-100 200}"; }
 
 for variant in $VARIANTS; do "$variant"; done
 python benchmarks/eval_table.py --latency-runs 0 "${rows[@]}" | tee "$RUNS/experiments.md"
