@@ -6,8 +6,8 @@
 Reads RUN_DIR/metrics.jsonl, where each line is the mean over the `log_every` steps up to its `step`,
 and averages the lines whose step lies in [FIRST, LAST]: with log_every 20 the line at step 520 covers
 steps 501-520, so a window such as 501-600 holds whole log windows; each line is weighted by the steps
-it covers. A key with no value in a window prints "-". Used for the discriminator/generator balance tables in docs/arc.md, which the loss
-curves alone show less plainly than a few numbers side by side.
+it covers. A key with no value in a window prints "-". Used for the discriminator/generator balance
+tables in docs/arc.md, which the loss curves alone show less plainly than a few numbers side by side.
 """
 
 from __future__ import annotations
