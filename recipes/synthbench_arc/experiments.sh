@@ -14,6 +14,10 @@ VARIANTS=${VARIANTS:-arc_generator_lr arc_long_warmup arc_r1r2 arc_r1r2_low_lr a
 TEST="$BASE/data/test/manifest.jsonl"
 
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
+with_max_steps() {  # SRC DST N: a copy of config SRC whose run stops at step N (a stop of one resumed run)
+  python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["loop"]["max_steps"] = int(sys.argv[3])
+json.dump(c, open(sys.argv[2], "w"), indent=2)' "$@"
+}
 evaluate() {  # name model steps sampler cfg: scored as run.sh scores its rows
   [ -f "$RUNS/eval/$1/metrics.json" ] || prestissimo eval --model "$2" --prompts "$TEST" --limit 50 --steps "$3" \
     --sampler "$4" --cfg-scale "$5" --seeds 2 --out "$RUNS/eval/$1" --quiet
@@ -42,8 +46,8 @@ arc_generator_lr() {
 WARM="$RUNS/arc_long_warmup-warmup-only"
 warmup_only() {  # the first 500 steps of arc_long_warmup, as a run of their own, scored at 8 steps
   if [ ! -f "$WARM/model/model.safetensors" ] || [ ! -d "$WARM/checkpoints" ]; then
-    python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["loop"]["max_steps"] = c["ode_warmup"]["steps"]
-json.dump(c, open(sys.argv[2], "w"), indent=2)' "$HERE/arc_long_warmup.json" "$RUNS/arc_long_warmup-warmup.json"
+    with_max_steps "$HERE/arc_long_warmup.json" "$RUNS/arc_long_warmup-warmup.json" \
+      "$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["ode_warmup"]["steps"])' "$HERE/arc_long_warmup.json")"
     prestissimo posttrain arc --base "$BASE/dit/model" --data "$BASE/latents" --config "$RUNS/arc_long_warmup-warmup.json" \
       --out "$WARM" $(resume "$WARM")
   fi
@@ -89,8 +93,7 @@ print(c["ode_warmup"]["steps"] + c.get("discriminator_warmup", 0))' "$HERE/$vari
     stop=$((start + n)) last=$n
     rows+=("$variant, $n ARC steps, 8 steps=$RUNS/eval/$variant-$stop-8")
     [ -f "$RUNS/eval/$variant-$stop-8/metrics.json" ] && continue  # scored on an earlier pass
-    python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["loop"]["max_steps"] = int(sys.argv[3])
-json.dump(c, open(sys.argv[2], "w"), indent=2)' "$HERE/$variant.json" "$RUNS/$variant-$stop.json" "$stop"
+    with_max_steps "$HERE/$variant.json" "$RUNS/$variant-$stop.json" "$stop"
     prestissimo posttrain arc --base "$BASE/dit/model" --data "$BASE/latents" --config "$RUNS/$variant-$stop.json" \
       --out "$RUNS/$variant" --resume
     rm -rf "$RUNS/$variant-model-$stop" && cp -r "$RUNS/$variant/model" "$RUNS/$variant-model-$stop"
