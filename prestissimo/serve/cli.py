@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import torch
 
 EXIT_USAGE = 2
+SOUNDFONT_HELP = ("a General MIDI .sf2 file: tonal clips also play piano, marimba, guitar, strings, trumpet and flute "
+                  "(needs pyfluidsynth + FluidSynth); 'auto' uses an installed one if there is one")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,12 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--seconds", type=_number, default=5.0)
     sm.add_argument("--sample-rate", type=int, default=44100)
     sm.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    sm.add_argument("--soundfont", default=None, help=SOUNDFONT_HELP)
     sm.add_argument("--quiet", action="store_true")
     sc = s_sub.add_parser("calibrate", help="accuracy of every attribute estimator on ground-truth clips")
     sc.add_argument("--n", type=int, default=1000)
     sc.add_argument("--seed", type=int, default=2024)
     sc.add_argument("--seconds", type=_number, default=5.0)
     sc.add_argument("--sample-rate", type=int, default=44100)
+    sc.add_argument("--soundfont", default=None, help=SOUNDFONT_HELP)
     sc.add_argument("--json", type=Path, default=None, help="also write the table here")
     sc.add_argument("--quiet", action="store_true")
 
@@ -468,12 +472,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _soundfont(choice: str | None) -> str | None:
+    """--soundfont: None, a path (must work), or "auto" (one installed in a standard place, if FluidSynth is there)."""
+    from ..data.synthbench.soundfont import find_soundfont, fluidsynth_available
+
+    if choice != "auto":
+        return choice
+    found = find_soundfont()
+    if found is None or not fluidsynth_available():
+        missing = "no GM soundfont in a standard place" if found is None else "pyfluidsynth/FluidSynth not installed"
+        print(f"--soundfont auto: {missing}; synthetic instruments only", file=sys.stderr)
+        return None
+    print(f"--soundfont auto: {found}", file=sys.stderr)
+    return str(found)
+
+
 def cmd_synthbench(args: argparse.Namespace) -> int:
     from ..data.synthbench import SynthbenchSpec, iter_clips, make_synthbench
 
     if args.n < 1:
         raise UserError(f"--n must be >= 1, got {args.n}")
-    spec = SynthbenchSpec(n=args.n, seed=args.seed, seconds=args.seconds, sample_rate=args.sample_rate)
+    spec = SynthbenchSpec(n=args.n, seed=args.seed, seconds=args.seconds, sample_rate=args.sample_rate,
+                          soundfont=_soundfont(args.soundfont))
     if args.synthbench_command == "make":
         if args.workers is not None and args.workers < 1:
             raise UserError("--workers must be >= 1")
@@ -605,7 +625,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [UserError, ValueError, OSError]
     for module, name in (("prestissimo.models.loading", "ModelLoadError"),
                          ("prestissimo.models.conditioners", "ConditionerUnavailable"),
-                         ("prestissimo.evaluation.embeddings", "EmbeddingUnavailable")):
+                         ("prestissimo.evaluation.embeddings", "EmbeddingUnavailable"),
+                         ("prestissimo.data.synthbench.soundfont", "FluidSynthUnavailable")):
         if module in sys.modules:
             types.append(getattr(sys.modules[module], name))
     return tuple(types)  # ConfigError, ManifestError and LiteUnsupported are ValueErrors

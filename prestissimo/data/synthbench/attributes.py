@@ -15,6 +15,8 @@ FAMILIES = ("tonal", "drums", "noise")
 FAMILY_PROBABILITIES = (0.5, 0.25, 0.25)
 
 INSTRUMENTS = ("sine", "square", "sawtooth", "pluck", "bell", "organ")
+# Played from a General MIDI soundfont (synthbench/soundfont.py), drawn only when one is given.
+SOUNDFONT_INSTRUMENTS = ("piano", "marimba", "guitar", "strings", "trumpet", "flute")
 # Instruments whose sound is sustained by an oscillator (vibrato makes sense); plucks and bells decay.
 SUSTAINED_INSTRUMENTS = ("sine", "square", "sawtooth", "organ")
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -44,9 +46,11 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(*bounds))
 
 
-def draw_attributes(rng: np.random.Generator, family: str | None = None) -> dict[str, Any]:
+def draw_attributes(rng: np.random.Generator, family: str | None = None,
+                    instruments: tuple[str, ...] = INSTRUMENTS) -> dict[str, Any]:
     """Draw one clip's attributes. The dict is JSON-serialisable and fully determines the render
-    together with the clip's seed."""
+    together with the clip's seed. Tonal clips draw their instrument from `instruments` (add
+    SOUNDFONT_INSTRUMENTS when a soundfont is available)."""
     if family is None:
         family = FAMILIES[int(rng.choice(len(FAMILIES), p=FAMILY_PROBABILITIES))]
     if family not in FAMILIES:
@@ -61,7 +65,7 @@ def draw_attributes(rng: np.random.Generator, family: str | None = None) -> dict
         "pan_position": round(_uniform(rng, PAN_POSITION[pan]), 3),
     }
     if family == "tonal":
-        attrs.update(_draw_tonal(rng))
+        attrs.update(_draw_tonal(rng, instruments))
     elif family == "drums":
         attrs.update(_draw_drums(rng))
     else:
@@ -75,9 +79,12 @@ def _draw_tempo(rng: np.random.Generator) -> dict[str, Any]:
     return {"tempo": tempo, "bpm": int(rng.integers(lo, hi + 1))}
 
 
-def _draw_tonal(rng: np.random.Generator) -> dict[str, Any]:
+def _draw_tonal(rng: np.random.Generator, instruments: tuple[str, ...]) -> dict[str, Any]:
+    unknown = set(instruments) - set(INSTRUMENTS) - set(SOUNDFONT_INSTRUMENTS)
+    if unknown:
+        raise ValueError(f"unknown instruments {sorted(unknown)}; choose from {INSTRUMENTS + SOUNDFONT_INSTRUMENTS}")
     kind = TONAL_KINDS[int(rng.choice(2, p=(0.75, 0.25)))]
-    instrument = _choice(rng, INSTRUMENTS)
+    instrument = _choice(rng, instruments)
     register = _choice(rng, tuple(REGISTER_TONIC_MIDI))
     lo, hi = REGISTER_TONIC_MIDI[register]
     tonic_midi = int(rng.integers(lo, hi + 1))

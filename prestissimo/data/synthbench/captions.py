@@ -20,6 +20,13 @@ INSTRUMENT_WORDS = {
     "pluck": ("plucked string", "guitar-like pluck", "harp-like plucked string", "plucked nylon string"),
     "bell": ("bell", "chiming bell", "FM bell", "glassy chime"),
     "organ": ("organ", "electric organ", "drawbar organ", "church-like organ"),
+    # soundfont instruments (synthbench/soundfont.py)
+    "piano": ("piano", "grand piano", "acoustic piano"),
+    "marimba": ("marimba", "wooden marimba"),
+    "guitar": ("acoustic guitar", "nylon-string guitar", "classical guitar"),
+    "strings": ("string ensemble", "orchestral strings", "string section"),
+    "trumpet": ("trumpet", "brass trumpet"),
+    "flute": ("flute", "concert flute", "breathy flute"),
 }
 REGISTER_WORDS = {
     "low": ("low", "deep", "low-pitched", "bass"),

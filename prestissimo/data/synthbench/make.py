@@ -15,9 +15,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from prestissimo.data.synthbench.attributes import draw_attributes
+from prestissimo.data.synthbench.attributes import INSTRUMENTS, SOUNDFONT_INSTRUMENTS, draw_attributes
 from prestissimo.data.synthbench.captions import caption
 from prestissimo.data.synthbench.render import clip_rng, render_clip
+from prestissimo.data.synthbench.soundfont import check_soundfont
 from prestissimo.models.loading import atomic_write_bytes
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -25,12 +26,15 @@ MANIFEST_NAME = "manifest.jsonl"
 
 @dataclass(frozen=True)
 class SynthbenchSpec:
-    """What to generate. Clip i depends only on (seed, i) and the rendering settings."""
+    """What to generate. Clip i depends only on (seed, i) and the rendering settings. With a GM
+    `soundfont`, tonal clips also draw soundfont instruments (piano, guitar, ...), so the same seed
+    gives a different dataset than without one."""
 
     n: int
     seed: int = 0
     seconds: float = 5.0
     sample_rate: int = 44100
+    soundfont: str | None = None
 
     def __post_init__(self) -> None:
         if self.n <= 0:
@@ -39,13 +43,19 @@ class SynthbenchSpec:
             raise ValueError(f"seconds must be within [0.5, 60], got {self.seconds}")
         if not 8000 <= self.sample_rate <= 192000:
             raise ValueError(f"sample_rate must be within [8000, 192000], got {self.sample_rate}")
+        if self.soundfont is not None:
+            check_soundfont(self.soundfont)
+
+    @property
+    def instruments(self) -> tuple[str, ...]:
+        return INSTRUMENTS + SOUNDFONT_INSTRUMENTS if self.soundfont else INSTRUMENTS
 
 
 def synthesize(spec: SynthbenchSpec, index: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Clip `index`: (stereo float32 [2, T], manifest row without the path)."""
     rng = clip_rng(spec.seed, index)
-    attrs = draw_attributes(rng)
-    audio = render_clip(attrs, rng, spec.sample_rate, spec.seconds)
+    attrs = draw_attributes(rng, instruments=spec.instruments)
+    audio = render_clip(attrs, rng, spec.sample_rate, spec.seconds, spec.soundfont)
     text, mentioned = caption(attrs, rng)
     row = {"caption": text, "seconds": spec.seconds, "attributes": attrs, "mentioned": mentioned,
            "synthbench": {"seed": spec.seed, "index": index}}

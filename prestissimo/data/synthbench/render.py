@@ -11,11 +11,17 @@ from typing import Any
 import numpy as np
 
 from prestissimo.data.synthbench import synth
-from prestissimo.data.synthbench.attributes import SCALE_STEPS
+from prestissimo.data.synthbench.attributes import SCALE_STEPS, SOUNDFONT_INSTRUMENTS
+from prestissimo.data.synthbench.soundfont import NoteEvent, render_notes
 
 VIBRATO_HZ = 5.5
 VIBRATO_SEMITONES = 0.35
 FIRST_ONSET_SECONDS = 0.1
+NOTE_START_SECONDS = 0.2  # a single note's onset; it is held for NOTE_HOLD of the clip
+NOTE_HOLD = 0.7
+NOTE_RELEASE = 0.3
+GATE = {"legato": 0.95, "staccato": 0.3}  # share of a beat a melody note sounds, its release included
+MELODY_RELEASE = 0.02
 
 
 def clip_rng(seed: int, index: int) -> np.random.Generator:
@@ -63,9 +69,9 @@ def render_tonal(attrs: dict[str, Any], n_samples: int, sample_rate: int, rng: n
     out = np.zeros(n_samples)
     instrument = attrs["instrument"]
     if attrs["kind"] == "note":
-        start = int(0.2 * sample_rate)
-        hold = int(0.7 * n_samples)
-        release = 0.3
+        start = int(NOTE_START_SECONDS * sample_rate)
+        hold = int(NOTE_HOLD * n_samples)
+        release = NOTE_RELEASE
         length = min(n_samples - start, hold + int(release * sample_rate))
         tone = render_note(instrument, attrs["tonic_midi"] + 7, length, sample_rate, rng, attrs["vibrato"])
         env = synth.adsr(length, sample_rate, attack=0.01, release=release, sustain_samples=hold)
@@ -74,8 +80,8 @@ def render_tonal(attrs: dict[str, Any], n_samples: int, sample_rate: int, rng: n
     beat = 60.0 / attrs["bpm"]
     n_notes = int((n_samples / sample_rate - FIRST_ONSET_SECONDS) / beat)
     degrees = melody_degrees(rng, n_notes)
-    gate = 0.95 if attrs["articulation"] == "legato" else 0.3
-    release = 0.02
+    gate = GATE[attrs["articulation"]]
+    release = MELODY_RELEASE
     for i, degree in enumerate(degrees):
         start = int((FIRST_ONSET_SECONDS + i * beat) * sample_rate)
         hold = int(gate * beat * sample_rate) - int(release * sample_rate)
@@ -85,6 +91,34 @@ def render_tonal(attrs: dict[str, Any], n_samples: int, sample_rate: int, rng: n
         env = synth.adsr(length, sample_rate, attack=0.005, release=release, sustain_samples=hold)
         synth.place(out, tone * env, start)
     return out
+
+
+def render_tonal_soundfont(attrs: dict[str, Any], n_samples: int, sample_rate: int, rng: np.random.Generator,
+                           soundfont: str) -> np.ndarray:
+    """A tonal clip on a General MIDI instrument: the same notes, onsets and gates as `render_tonal`,
+    played by FluidSynth, then gated by the same envelope. The gate matters: a soundfont's own
+    release rings for up to a second after the note-off, which would make a staccato melody on
+    strings or a trumpet sound (and measure) legato."""
+    if attrs["kind"] == "note":
+        release = NOTE_RELEASE
+        notes = [NoteEvent(attrs["tonic_midi"] + 7, NOTE_START_SECONDS, NOTE_HOLD * n_samples / sample_rate)]
+    else:
+        release = MELODY_RELEASE
+        beat = 60.0 / attrs["bpm"]
+        degrees = melody_degrees(rng, int((n_samples / sample_rate - FIRST_ONSET_SECONDS) / beat))
+        notes = [NoteEvent(degree_to_midi(attrs["tonic_midi"], attrs["mode"], degree),
+                           FIRST_ONSET_SECONDS + i * beat, GATE[attrs["articulation"]] * beat - release)
+                 for i, degree in enumerate(degrees)]
+    mono = render_notes(soundfont, attrs["instrument"], notes, n_samples, sample_rate)
+    gate = np.zeros(n_samples)
+    for note in notes:
+        start = int(note.start * sample_rate)
+        length = min(n_samples - start, int((note.seconds + release) * sample_rate))
+        if length > 0:
+            env = synth.adsr(length, sample_rate, attack=0.005, release=release,
+                             sustain_samples=int(note.seconds * sample_rate))
+            gate[start:start + length] = np.maximum(gate[start:start + length], env)
+    return mono * gate
 
 
 def render_drums(attrs: dict[str, Any], n_samples: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -124,8 +158,9 @@ RENDERERS = {"tonal": render_tonal, "drums": render_drums, "noise": render_noise
 
 
 def render_clip(attrs: dict[str, Any], rng: np.random.Generator, sample_rate: int = 44100,
-                seconds: float = 5.0) -> np.ndarray:
+                seconds: float = 5.0, soundfont: str | None = None) -> np.ndarray:
     """Stereo float32 [2, T]: the family's mono signal set to the drawn RMS level, then panned.
+    Soundfont instruments (`SOUNDFONT_INSTRUMENTS`) are played from `soundfont` with FluidSynth.
 
     The level is the RMS of the mono signal (equal to the summed power of the two channels under
     constant-power panning), so loudness is read back the same wherever the clip is panned.
@@ -133,7 +168,12 @@ def render_clip(attrs: dict[str, Any], rng: np.random.Generator, sample_rate: in
     if seconds <= 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
     n_samples = int(round(seconds * sample_rate))
-    mono = RENDERERS[attrs["family"]](attrs, n_samples, sample_rate, rng)
+    if attrs["family"] == "tonal" and attrs["instrument"] in SOUNDFONT_INSTRUMENTS:
+        if soundfont is None:
+            raise ValueError(f"instrument {attrs['instrument']!r} is played from a soundfont: pass soundfont=PATH")
+        mono = render_tonal_soundfont(attrs, n_samples, sample_rate, rng, soundfont)
+    else:
+        mono = RENDERERS[attrs["family"]](attrs, n_samples, sample_rate, rng)
     rms = np.sqrt(np.mean(mono**2)) + 1e-12
     mono = mono * (10.0 ** (attrs["rms_db"] / 20.0) / rms)
     left, right = synth.pan_gains(attrs["pan_position"])
