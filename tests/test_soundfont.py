@@ -99,3 +99,11 @@ def test_soundfont_clips_are_deterministic_and_read_back_like_synthetic_ones():
     for name in ("family", "register"):
         results = [c[name] for c in checks if name in c]
         assert np.mean(results) >= 0.8, (name, results)
+
+
+@needs_fluidsynth
+def test_a_corrupt_soundfont_is_refused_before_anything_is_rendered(tmp_path):
+    bad = tmp_path / "bad.sf2"
+    bad.write_bytes(b"RIFF not a soundfont")
+    with pytest.raises(ValueError, match="not a valid .sf2"):
+        SynthbenchSpec(n=1, soundfont=str(bad))

@@ -11,12 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from prestissimo.data.synthbench.soundfont import GM_PROGRAMS
+
 FAMILIES = ("tonal", "drums", "noise")
 FAMILY_PROBABILITIES = (0.5, 0.25, 0.25)
 
 INSTRUMENTS = ("sine", "square", "sawtooth", "pluck", "bell", "organ")
 # Played from a General MIDI soundfont (synthbench/soundfont.py), drawn only when one is given.
-SOUNDFONT_INSTRUMENTS = ("piano", "marimba", "guitar", "strings", "trumpet", "flute")
+SOUNDFONT_INSTRUMENTS = tuple(GM_PROGRAMS)
 # Instruments whose sound is sustained by an oscillator (vibrato makes sense); plucks and bells decay.
 SUSTAINED_INSTRUMENTS = ("sine", "square", "sawtooth", "organ")
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")

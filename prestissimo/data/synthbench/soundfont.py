@@ -10,9 +10,11 @@ synthbench clip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,12 +66,30 @@ def check_soundfont(path: str | Path) -> Path:
     a user can act on, raised before any clip is rendered."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"soundfont {str(path)!r} does not exist (a GM .sf2 file, e.g. Debian's "
+        raise FileNotFoundError(f"soundfont {str(path)!r} is not a file (a GM .sf2 file, e.g. Debian's "
                                 "timgm6mb-soundfont installs /usr/share/sounds/sf2/TimGM6mb.sf2)")
     if not fluidsynth_available():
         raise FluidSynthUnavailable("rendering with a soundfont needs FluidSynth: `pip install pyfluidsynth` and the "
                            "FluidSynth library (Debian/Ubuntu: apt install fluidsynth; macOS: brew install fluid-synth)")
+    with _synth(path, 16000):  # a corrupt file fails here, not in a worker halfway through a dataset
+        pass
     return path
+
+
+@contextmanager
+def _synth(soundfont: str | Path, sample_rate: int) -> Iterator[tuple[Any, int]]:
+    """(FluidSynth synthesizer with `soundfont` loaded, its font id); deleted on exit."""
+    import fluidsynth
+
+    synth = fluidsynth.Synth(gain=GAIN, samplerate=float(sample_rate),
+                             **{"synth.reverb.active": 0, "synth.chorus.active": 0})
+    try:
+        font = synth.sfload(str(soundfont))
+        if font < 0:
+            raise ValueError(f"FluidSynth could not load soundfont {str(soundfont)!r}: not a valid .sf2 file")
+        yield synth, font
+    finally:
+        synth.delete()
 
 
 def render_notes(soundfont: str | Path, instrument: str, notes: Sequence[NoteEvent], n_samples: int,
@@ -78,14 +98,7 @@ def render_notes(soundfont: str | Path, instrument: str, notes: Sequence[NoteEve
     released after its duration and left to ring out; anything past n_samples is cut."""
     if instrument not in GM_PROGRAMS:
         raise ValueError(f"unknown soundfont instrument {instrument!r}; choose from {tuple(GM_PROGRAMS)}")
-    import fluidsynth
-
-    synth = fluidsynth.Synth(gain=GAIN, samplerate=float(sample_rate),
-                             **{"synth.reverb.active": 0, "synth.chorus.active": 0})
-    try:
-        font = synth.sfload(str(soundfont))
-        if font < 0:
-            raise ValueError(f"FluidSynth could not load soundfont {str(soundfont)!r}")
+    with _synth(soundfont, sample_rate) as (synth, font):
         synth.program_select(0, font, 0, GM_PROGRAMS[instrument])
         events = sorted([(round(n.start * sample_rate), 1, n.midi) for n in notes]
                         + [(round((n.start + n.seconds) * sample_rate), 0, n.midi) for n in notes])
@@ -101,7 +114,5 @@ def render_notes(soundfont: str | Path, instrument: str, notes: Sequence[NoteEve
                 synth.noteoff(0, int(midi))
         if written < n_samples:
             chunks.append(synth.get_samples(n_samples - written))
-    finally:
-        synth.delete()
     stereo = np.concatenate(chunks).astype(np.float64).reshape(-1, 2) / 32768.0
     return stereo.mean(axis=1)  # synthbench pans the mono signal itself
