@@ -3,6 +3,9 @@ soundfont are installed (Debian: apt install fluidsynth timgm6mb-soundfont; pip 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -107,3 +110,15 @@ def test_a_corrupt_soundfont_is_refused_before_anything_is_rendered(tmp_path):
     bad.write_bytes(b"RIFF not a soundfont")
     with pytest.raises(ValueError, match="not a valid .sf2"):
         SynthbenchSpec(n=1, soundfont=str(bad))
+
+
+@needs_fluidsynth
+def test_worker_processes_render_soundfont_clips_after_the_parent_checked_the_font(tmp_path):
+    """Forked workers hung in FluidSynth's locks once the parent had loaded the font; in a child process
+    with a timeout so that a regression fails instead of hanging the suite."""
+    out = tmp_path / "data"
+    args = ["synthbench", "make", "--n", "8", "--seed", "5", "--workers", "2", "--sample-rate", "16000",
+            "--soundfont", str(SOUNDFONT), "--out", str(out), "--quiet"]
+    subprocess.run([sys.executable, "-c", f"from prestissimo.serve.cli import main; raise SystemExit(main({args!r}))"],
+                   check=True, timeout=120)
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 8

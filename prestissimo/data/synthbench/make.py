@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -92,7 +93,10 @@ def make_synthbench(spec: SynthbenchSpec, out_dir: str | Path, workers: int | No
     jobs = [(spec, str(out), s, min(spec.n, s + chunk)) for s in range(0, spec.n, chunk)]
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=spec.n, desc="synthbench", unit="clip", disable=not progress)
-    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+    # spawn, not fork: a parent that has already loaded FluidSynth (check_soundfont) hangs forked
+    # children in FluidSynth's inherited locks.
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn) if workers > 1 else nullcontext() as pool:
         for part in (pool.map if pool else map)(_write_range, jobs):
             rows += part
             bar.update(len(part))
