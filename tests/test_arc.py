@@ -162,6 +162,19 @@ def test_discriminator_warmup_trains_only_the_discriminator_between_ode_warmup_a
         _task(tiny_model_dir, tmp_path, discriminator_warmup=-1)
 
 
+def test_the_ode_warmup_runs_at_its_own_learning_rate_and_the_adversarial_steps_at_optim_lr(tiny_model_dir,
+                                                                                             tmp_path):
+    from prestissimo.posttrain.arc import ODEWarmup
+
+    task = _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=2, teacher_steps=3, lr=4e-5))
+    generator, _ = task.phases()
+    assert [generator.lr_scale(s) * task.cfg.optim.lr for s in range(4)] == pytest.approx([4e-5, 4e-5] + [
+        task.cfg.optim.lr] * 2)
+    assert _task(tiny_model_dir, tmp_path).phases()[0].lr_scale(0) == 1.0  # lr None: optim.lr throughout
+    with pytest.raises(ValueError, match="ode_warmup.lr"):
+        _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=1, lr=0.0))
+
+
 def test_trajectory_cache_computes_each_key_once_from_noise_fixed_by_the_key():
     from prestissimo.posttrain.trajectories import TrajectoryCache
 

@@ -362,6 +362,20 @@ def test_the_ema_follows_only_steps_of_phases_that_update_it(tmp_path):
     torch.testing.assert_close(trainer.ema["net"].weight, 0.5 * start + 0.5 * task.net.weight.detach())
 
 
+def test_a_phase_lr_scale_multiplies_the_scheduled_rate_of_the_steps_it_covers(tmp_path):
+    class TwoStage(_ToyTask):
+        def phases(self):
+            cfg = OptimizerConfig(lr=1e-2, warmup_steps=2)
+            return [Phase("fit", list(self.net.parameters()), self.loss, cfg,
+                          lr_scale=lambda step: 4.0 if step < 3 else 1.0)]
+
+    loop = LoopConfig(max_steps=6, batch_size=2, checkpoint_every=100, ema_decay=0.0, log_every=1)
+    Trainer(TwoStage(), _ToyData(), loop, tmp_path, {}, progress=False).fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    # steps 0..5: linear warm-up 0.5, 1, then 1; times 4 for steps 0..2 only, never compounded
+    assert [r["fit/lr"] for r in rows] == pytest.approx([2e-2, 4e-2, 4e-2, 1e-2, 1e-2, 1e-2])
+
+
 def test_batch_noise_depends_on_position_not_on_the_split():
     whole = Batch({}, [0, 1, 2, 3], step=7, seed=1, weight=1.0).randn((2, 5))
     half = Batch({}, [2, 3], step=7, seed=1, weight=0.5).randn((2, 5))

@@ -220,6 +220,9 @@ class ODEWarmup:
     # trajectories per conditioning, each computed once and kept in memory, so revisits of a prompt
     # cost no teacher calls (most of a warm-up step's time otherwise).
     trajectory_variants: int = 0
+    # The generator's learning rate during the warm-up (None: optim.lr). Regression onto the teacher
+    # tolerates a larger rate than the adversarial steps that follow, which keep optim.lr.
+    lr: float | None = None
 
 
 @dataclass
@@ -272,6 +275,8 @@ class ARCConfig:
             raise ValueError("the contrastive term needs batch_size >= 2")
         if self.discriminator_warmup < 0:
             raise ValueError("discriminator_warmup must be >= 0 (0 = generator and discriminator alternate at once)")
+        if self.ode_warmup.lr is not None and self.ode_warmup.lr <= 0:
+            raise ValueError("ode_warmup.lr must be > 0 (or null: the generator's optim.lr)")
         if self.ode_warmup.trajectory_variants < 0:
             raise ValueError("ode_warmup.trajectory_variants must be >= 0 (0 = a fresh trajectory every step)")
 
@@ -328,8 +333,11 @@ class ARCTask:
         return adversarial >= 0 and adversarial % 2 == 0
 
     def phases(self) -> list[Phase]:
+        warmup_lr = self.cfg.ode_warmup.lr
+        warmup_scale = 1.0 if warmup_lr is None else warmup_lr / self.cfg.optim.lr
         return [Phase("generator", self.generator_params, self.generator_loss, self.cfg.optim,
-                      active=self.generator_turn, frozen=[self.disc]),
+                      active=self.generator_turn, frozen=[self.disc],
+                      lr_scale=lambda step: warmup_scale if self.warming_up(step) else 1.0),
                 Phase("discriminator", list(self.disc.parameters()), self.discriminator_loss, self.cfg.disc_optim,
                       active=lambda step: not self.generator_turn(step), updates_ema=False)]
 

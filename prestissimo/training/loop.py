@@ -94,6 +94,9 @@ class Phase:
     # Whether this phase changes the EMA targets: the EMA is updated after steps where one such phase
     # ran, so a GAN's discriminator steps do not shorten its generator's EMA horizon.
     updates_ema: bool = True
+    # Multiplier of the scheduled learning rate at a loop step: one optimizer, and its Adam moments, can
+    # then run stages at different rates (ARC's ODE warm-up before its adversarial steps).
+    lr_scale: Callable[[int], float] = lambda step: 1.0
 
 
 @contextlib.contextmanager
@@ -320,6 +323,9 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------
     def _run_phase(self, index: int, phase: Phase, batches: list[Batch]) -> dict[str, float] | None:
         opt, sched = self.optimizers[index]
+        scale = phase.lr_scale(self.step)
+        for group, lr in zip(opt.param_groups, sched.get_last_lr()):
+            group["lr"] = lr * scale  # sched.step() recomputes from the base rate: the scale never compounds
         opt.zero_grad(set_to_none=True)
         logs: dict[str, float] = {}
         finite = True
@@ -348,8 +354,8 @@ class Trainer:
                 return None
             logs[f"{phase.name}/grad_norm"] = float(norm)
         opt.step()
+        logs[f"{phase.name}/lr"] = opt.param_groups[0]["lr"]  # the rate this step used
         sched.step()
-        logs[f"{phase.name}/lr"] = opt.param_groups[0]["lr"]
         # Logged losses are weighted by each micro-batch's share of the global batch: summing over
         # processes gives the global-batch mean.
         return {k: all_reduce_sum(v, self.dist) if not k.endswith(("grad_norm", "lr")) else v

