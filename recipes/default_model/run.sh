@@ -47,7 +47,7 @@ python benchmarks/generate_wall_time.py --runs 3 --floors "shipped model=" \
   "base, 100 steps=--model $RUNS/dit/model --steps 100 --sampler euler --cfg-scale 4" | tee "$RUNS/wall_time.md"
 latency=$(awk -F'|' '/^\| shipped model/ {gsub(/ /, "", $3); print $3}' "$RUNS/wall_time.md")
 python recipes/default_model/card.py --model "$RUNS/export" --shipped "$RUNS/eval/shipped" --base "$RUNS/eval/base-100" \
-  --reconstructions "$RUNS/eval/reconstructions" --latency "$latency" --out "$RUNS/card.md"
+  --data "$RUNS/data/train" --reconstructions "$RUNS/eval/reconstructions" --latency "$latency" --out "$RUNS/card.md"
 prestissimo export "$RUNS/export" --out "$TARGET" --card "$RUNS/card.md" --max-mb 40 --overwrite
 
 # The README's picture: a few prompts with what the audio measurably is.
