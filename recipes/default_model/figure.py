@@ -22,9 +22,9 @@ PROMPTS = [
     "a slow piano melody in C major",
     "A fast busy drum beat",
     "Loud white noise fading in",
-    "A high bright synth lead playing a fast melody",
+    "A high flute playing a fast melody",
     "A low quiet bass note with vibrato",
-    "rain on a tin roof at night",  # outside the templates: "rain", "roof" and "night" were never seen
+    "rain on a tin roof at night",  # outside the templates: "tin", "roof" and "night" are in no caption
 ]
 
 
