@@ -323,9 +323,9 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------
     def _run_phase(self, index: int, phase: Phase, batches: list[Batch]) -> dict[str, float] | None:
         opt, sched = self.optimizers[index]
-        scale = phase.lr_scale(self.step)
-        for group, lr in zip(opt.param_groups, sched.get_last_lr()):
-            group["lr"] = lr * scale  # sched.step() recomputes from the base rate: the scale never compounds
+        scale = phase.lr_scale(self.step)  # on the scheduled rate, recomputed each step: it never compounds
+        for group, base, factor in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+            group["lr"] = base * factor(sched.last_epoch) * scale
         opt.zero_grad(set_to_none=True)
         logs: dict[str, float] = {}
         finite = True
