@@ -175,6 +175,25 @@ def test_the_ode_warmup_runs_at_its_own_learning_rate_and_the_adversarial_steps_
         _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=1, lr=0.0))
 
 
+def test_the_ode_warmup_can_run_in_bf16_while_the_adversarial_steps_keep_the_loop_precision(tiny_model_dir,
+                                                                                            tmp_path):
+    from prestissimo.posttrain.arc import ODEWarmup
+
+    task = _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=2, teacher_steps=3, trajectory_variants=1,
+                                                                precision="bf16"))
+    generator, _ = task.phases()
+    assert [generator.precision(s) for s in range(4)] == ["bf16", "bf16", "fp32", "fp32"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what the loop does at those steps
+        loss, _ = task.generator_loss(_batch(0))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert any(_grads(generator.parameters))
+    generator, _ = _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=2)).phases()
+    assert [generator.precision(s) for s in range(4)] == ["fp32"] * 4  # None: loop.precision throughout
+    with pytest.raises(ValueError, match="ode_warmup.precision"):
+        _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=1, precision="fp16"))
+
+
 def test_trajectory_cache_computes_each_key_once_from_noise_fixed_by_the_key():
     from prestissimo.posttrain.trajectories import TrajectoryCache
 
@@ -217,6 +236,20 @@ def test_cached_ode_warmup_regresses_onto_the_teachers_trajectory_and_reuses_it(
     assert torch.allclose(task.trajectories.entries[key].end, end[0], atol=1e-5)
     with pytest.raises(ValueError, match="trajectory_variants"):
         _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=1, trajectory_variants=-1))
+
+
+def test_the_teacher_trajectory_visits_the_levels_of_its_schedule(tiny_model_dir, tmp_path):
+    from prestissimo.posttrain.arc import ODEWarmup
+    from prestissimo.sampling.schedules import linear_schedule, logsnr_schedule
+
+    for schedule, times in [("linear", linear_schedule(4)), ("logsnr", logsnr_schedule(4, "rectified_flow"))]:
+        task = _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=1, teacher_steps=4, teacher_schedule=schedule))
+        cond = task.tta.conditioning(PROMPTS[:2], [1.0, 1.0], [0.0, 0.0])
+        states, levels, end = task._teacher_trajectories(cond, torch.randn(2, 8, 64))
+        assert states.shape == (2, 4, 8, 64) and end.shape == (2, 8, 64)
+        torch.testing.assert_close(levels[0].double(), times[:-1], atol=1e-6, rtol=0)  # queried at every t but 0
+    with pytest.raises(ValueError, match="teacher_schedule"):
+        _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=1, teacher_schedule="cosine"))
 
 
 def test_ema_warmup_decay():

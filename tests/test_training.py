@@ -376,6 +376,23 @@ def test_a_phase_lr_scale_multiplies_the_scheduled_rate_of_the_steps_it_covers(t
     assert [r["fit/lr"] for r in rows] == pytest.approx([2e-2, 4e-2, 4e-2, 1e-2, 1e-2, 1e-2])
 
 
+def test_a_phase_precision_sets_autocast_for_the_steps_it_covers(tmp_path):
+    seen: list[bool] = []
+
+    class TwoStage(_ToyTask):
+        def loss(self, batch):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            return super().loss(batch)
+
+        def phases(self):
+            return [Phase("fit", list(self.net.parameters()), self.loss, OptimizerConfig(lr=1e-2),
+                          precision=lambda step: "bf16" if step < 2 else "fp32")]
+
+    loop = LoopConfig(max_steps=4, batch_size=2, checkpoint_every=100, ema_decay=0.0, precision="fp32")
+    Trainer(TwoStage(), _ToyData(), loop, tmp_path, {}, progress=False).fit()
+    assert seen == [True, True, False, False]
+
+
 def test_batch_noise_depends_on_position_not_on_the_split():
     whole = Batch({}, [0, 1, 2, 3], step=7, seed=1, weight=1.0).randn((2, 5))
     half = Batch({}, [2, 3], step=7, seed=1, weight=0.5).randn((2, 5))

@@ -36,14 +36,15 @@ from prestissimo.pipeline import TextToAudio
 from prestissimo.posttrain.trajectories import TrajectoryCache
 from prestissimo.sampling.guidance import cfg_denoiser, null_conditioning
 from prestissimo.sampling.samplers import sample_euler
-from prestissimo.sampling.schedules import logsnr_schedule
-from prestissimo.training.config import DEFAULT_EVAL_PROMPTS, LoopConfig, OptimizerConfig
+from prestissimo.sampling.schedules import linear_schedule, logsnr_schedule
+from prestissimo.training.config import DEFAULT_EVAL_PROMPTS, PRECISIONS, LoopConfig, OptimizerConfig
 from prestissimo.training.diffusion import NOISE_DISTRIBUTIONS, cfg_dropout, sample_noise_levels
 from prestissimo.training.dit import log_samples, with_ema_weights
 from prestissimo.training.loop import Batch, Phase, RunLogger
 
 
 HEADS = ("convnext", "conv")
+TEACHER_SCHEDULES = ("logsnr", "linear")
 
 
 # ----------------------------------------------------------------------------- losses (pure functions)
@@ -215,6 +216,10 @@ class ODEWarmup:
 
     steps: int = 0  # loop steps of warm-up before the adversarial phase; 0 = off
     teacher_steps: int = 20
+    # The teacher's Euler times: "logsnr" (uniform in log-SNR over [-6, 2], the levels ping-pong
+    # sampling visits; the reference's schedule, which it runs with DPM-Solver++) or "linear" (uniform
+    # in t, the plain Euler schedule, whose small last steps leave cleaner end points for Euler).
+    teacher_schedule: str = "logsnr"
     cfg_scale: float = 4.0
     # 0: a fresh teacher trajectory for every item of every step (the reference). K > 0: K fixed
     # trajectories per conditioning, each computed once and kept in memory, so revisits of a prompt
@@ -223,6 +228,10 @@ class ODEWarmup:
     # The generator's learning rate during the warm-up (None: optim.lr). Regression onto the teacher
     # tolerates a larger rate than the adversarial steps that follow, which keep optim.lr.
     lr: float | None = None
+    # The warm-up's precision (None: loop.precision). Regression onto the teacher trains well in bf16
+    # autocast, as the base DiT did, and its teacher trajectories run in it too; the adversarial
+    # steps keep loop.precision.
+    precision: str | None = None
 
 
 @dataclass
@@ -277,6 +286,12 @@ class ARCConfig:
             raise ValueError("discriminator_warmup must be >= 0 (0 = generator and discriminator alternate at once)")
         if self.ode_warmup.lr is not None and self.ode_warmup.lr <= 0:
             raise ValueError("ode_warmup.lr must be > 0 (or null: the generator's optim.lr)")
+        if self.ode_warmup.precision is not None and self.ode_warmup.precision not in PRECISIONS:
+            raise ValueError(f"ode_warmup.precision must be one of {PRECISIONS} (or null: loop.precision), "
+                             f"got {self.ode_warmup.precision!r}")
+        if self.ode_warmup.teacher_schedule not in TEACHER_SCHEDULES:
+            raise ValueError(f"ode_warmup.teacher_schedule must be one of {TEACHER_SCHEDULES}, "
+                             f"got {self.ode_warmup.teacher_schedule!r}")
         if self.ode_warmup.trajectory_variants < 0:
             raise ValueError("ode_warmup.trajectory_variants must be >= 0 (0 = a fresh trajectory every step)")
 
@@ -335,9 +350,11 @@ class ARCTask:
     def phases(self) -> list[Phase]:
         warmup_lr = self.cfg.ode_warmup.lr
         warmup_scale = 1.0 if warmup_lr is None else warmup_lr / self.cfg.optim.lr
+        warmup_precision = self.cfg.ode_warmup.precision or self.cfg.loop.precision
         return [Phase("generator", self.generator_params, self.generator_loss, self.cfg.optim,
                       active=self.generator_turn, frozen=[self.disc],
-                      lr_scale=lambda step: warmup_scale if self.warming_up(step) else 1.0),
+                      lr_scale=lambda step: warmup_scale if self.warming_up(step) else 1.0,
+                      precision=lambda step: warmup_precision if self.warming_up(step) else self.cfg.loop.precision),
                 Phase("discriminator", list(self.disc.parameters()), self.discriminator_loss, self.cfg.disc_optim,
                       active=lambda step: not self.generator_turn(step), updates_ema=False)]
 
@@ -410,8 +427,8 @@ class ARCTask:
 
     # -- optional ODE warm-up
     def ode_warmup_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """MSE between G's x0 at a random point of the teacher's guided Euler trajectory (log-SNR
-        schedule) and the trajectory's end point."""
+        """MSE between G's x0 at a random point of the teacher's guided Euler trajectory
+        (ode_warmup.teacher_schedule) and the trajectory's end point."""
         d = batch.data
         cond = self.tta.conditioning(d["caption"], d["seconds_total"], d["seconds_start"])
         frozen = Conditioning(context=cond.context.detach() if cond.context is not None else None,
@@ -452,8 +469,9 @@ class ARCTask:
                 levels.append(t)
                 return guided(x, t)
 
-            end = sample_euler(recording, noise, logsnr_schedule(wu.teacher_steps, self.tta.config.objective),
-                               self.tta.config.objective)
+            times = (linear_schedule(wu.teacher_steps) if wu.teacher_schedule == "linear"
+                     else logsnr_schedule(wu.teacher_steps, self.tta.config.objective))
+            end = sample_euler(recording, noise, times, self.tta.config.objective)
         return torch.stack(states, 1), torch.stack(levels, 1), end
 
     # -- export and evaluation

@@ -97,6 +97,10 @@ class Phase:
     # Multiplier of the scheduled learning rate at a loop step: one optimizer, and its Adam moments, can
     # then run stages at different rates (ARC's ODE warm-up before its adversarial steps).
     lr_scale: Callable[[int], float] = lambda step: 1.0
+    # Precision ("fp32" or "bf16") at a loop step; None: the loop's. A stage that is plain regression
+    # (ARC's ODE warm-up) can then run in bf16 while a later stage that needs fp32 (ARC's
+    # finite-difference gradient penalty would drown in bf16 rounding) keeps it.
+    precision: Callable[[int], str] | None = None
 
 
 @contextlib.contextmanager
@@ -329,8 +333,9 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         logs: dict[str, float] = {}
         finite = True
+        precision = phase.precision(self.step) if phase.precision is not None else self.cfg.precision
         autocast = torch.autocast(device_type=torch.device(self.cfg.device).type, dtype=torch.bfloat16,
-                                  enabled=self.cfg.precision == "bf16")
+                                  enabled=precision == "bf16")
         for batch in batches:
             with frozen_parameters(phase.frozen):
                 with autocast:
