@@ -393,6 +393,29 @@ def test_a_phase_precision_sets_autocast_for_the_steps_it_covers(tmp_path):
     assert seen == [True, True, False, False]
 
 
+def test_resuming_a_finished_run_runs_its_last_evaluation_again(tmp_path):
+    """The last evaluation exports the model; a run stopped between its last checkpoint and that export
+    must still export when resumed."""
+    class Counting(_ToyTask):
+        def __init__(self):
+            super().__init__()
+            self.evaluated: list[int] = []
+
+        def evaluate(self, step, ema, logger):
+            self.evaluated.append(step)
+            return {}
+
+    loop = LoopConfig(max_steps=4, batch_size=2, checkpoint_every=2, eval_every=2, ema_decay=0.0)
+    first = Counting()
+    Trainer(first, _ToyData(), loop, tmp_path, {}, progress=False).fit()
+    assert first.evaluated == [2, 4]  # every eval_every steps, and once at the end
+    again = Counting()
+    trainer = Trainer(again, _ToyData(), loop, tmp_path, {}, progress=False)
+    assert trainer.resume() and trainer.step == 4
+    trainer.fit()
+    assert again.evaluated == [4]
+
+
 def test_batch_noise_depends_on_position_not_on_the_split():
     whole = Batch({}, [0, 1, 2, 3], step=7, seed=1, weight=1.0).randn((2, 5))
     half = Batch({}, [2, 3], step=7, seed=1, weight=0.5).randn((2, 5))

@@ -366,6 +366,13 @@ class Trainer:
         return {k: all_reduce_sum(v, self.dist) if not k.endswith(("grad_norm", "lr")) else v
                 for k, v in logs.items()}
 
+    def _evaluate(self, logger: RunLogger) -> None:
+        if self.dist.is_main:
+            scores = self.task.evaluate(self.step, self.ema or self.task.ema_targets(), logger)
+            if scores:
+                logger.scalars(self.step, {f"eval/{k}": v for k, v in scores.items()})
+        barrier(self.dist)
+
     def fit(self) -> None:
         from tqdm import tqdm
 
@@ -429,12 +436,11 @@ class Trainer:
                     bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in means.items() if "loss" in k})
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
                     self.save()
-                if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.max_steps:
-                    if self.dist.is_main:
-                        scores = self.task.evaluate(self.step, self.ema or self.task.ema_targets(), logger)
-                        if scores:
-                            logger.scalars(self.step, {f"eval/{k}": v for k, v in scores.items()})
-                    barrier(self.dist)
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.max_steps:
+                    self._evaluate(logger)
+            # The last evaluation (which exports the model) runs after the loop, so resuming a run that
+            # was stopped after its last checkpoint but before its export still exports it.
+            self._evaluate(logger)
         finally:
             bar.close()
             logger.close()
