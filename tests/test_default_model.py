@@ -72,3 +72,17 @@ def test_the_card_reads_what_the_model_was_trained_on_from_the_data_folder(tmp_p
     text = card.data_summary(tmp_path)
     assert text.startswith(f"Only synthbench (docs/synthbench.md): 12 captioned 1 s clips (seed 1): {tonal} tonal")
     assert "FluidSynth" not in text  # made without a soundfont
+
+
+def test_the_card_reads_the_training_stages_from_the_recipe_configs(tmp_path):
+    from conftest import load_script
+
+    card = load_script("recipes/default_model/card.py")
+    (tmp_path / "dit.json").write_text(json.dumps({"loop": {"max_steps": 800, "batch_size": 12}}))
+    arc = {"ode_warmup": {"steps": 150, "teacher_steps": 16, "teacher_schedule": "logsnr", "cfg_scale": 4.0},
+           "discriminator_warmup": 20, "loop": {"max_steps": 190, "batch_size": 16}}
+    (tmp_path / "arc.json").write_text(json.dumps(arc))
+    assert card.training_summary(tmp_path) == (
+        "base rectified-flow DiT (800 steps of batch 12), ARC post-training (150 ODE warm-up steps onto the "
+        "base's 16-step log-SNR Euler trajectories at CFG 4.0, 20 discriminator-only steps, 20 adversarial "
+        "steps of batch 16)")

@@ -60,7 +60,8 @@ def training_summary(recipe: Path) -> str:
     warmup, d_only = ode.get("steps", 0), arc.get("discriminator_warmup", 0)
     adversarial = arc["loop"]["max_steps"] - warmup - d_only
     return (f"base rectified-flow DiT ({dit['max_steps']} steps of batch {dit['batch_size']}), ARC post-training "
-            f"({warmup} ODE warm-up steps onto the base's {ode.get('teacher_steps')}-step trajectories at CFG "
+            f"({warmup} ODE warm-up steps onto the base's {ode.get('teacher_steps')}-step "
+            f"{ode.get('teacher_schedule', 'logsnr').replace('logsnr', 'log-SNR')} Euler trajectories at CFG "
             f"{ode.get('cfg_scale')}, {d_only} discriminator-only "
             f"steps, {adversarial} adversarial steps of batch {arc['loop']['batch_size']})")
 
