@@ -218,7 +218,8 @@ class ODEWarmup:
     teacher_steps: int = 20
     # The teacher's Euler times: "logsnr" (uniform in log-SNR over [-6, 2], the levels ping-pong
     # sampling visits; the reference's schedule, which it runs with DPM-Solver++) or "linear" (uniform
-    # in t, the plain Euler schedule, whose small last steps leave cleaner end points for Euler).
+    # in t: small last steps, so cleaner end points, but few states at the high noise levels where
+    # ping-pong queries the student; it made the worse student, docs/arc.md).
     teacher_schedule: str = "logsnr"
     cfg_scale: float = 4.0
     # 0: a fresh teacher trajectory for every item of every step (the reference). K > 0: K fixed
