@@ -376,8 +376,12 @@ def test_a_phase_lr_scale_multiplies_the_scheduled_rate_of_the_steps_it_covers(t
     assert [r["fit/lr"] for r in rows] == pytest.approx([2e-2, 4e-2, 4e-2, 1e-2, 1e-2, 1e-2])
 
 
-def test_a_phase_precision_sets_autocast_for_the_steps_it_covers(tmp_path):
+def test_a_phase_precision_sets_autocast_for_the_steps_it_covers(tmp_path, monkeypatch):
+    from prestissimo.runtime import hardware
+
     seen: list[bool] = []
+    probes: list[str] = []
+    monkeypatch.setattr(hardware, "warn_if_bf16_is_slow", lambda device, log: probes.append(device))
 
     class TwoStage(_ToyTask):
         def loss(self, batch):
@@ -391,6 +395,7 @@ def test_a_phase_precision_sets_autocast_for_the_steps_it_covers(tmp_path):
     loop = LoopConfig(max_steps=4, batch_size=2, checkpoint_every=100, ema_decay=0.0, precision="fp32")
     Trainer(TwoStage(), _ToyData(), loop, tmp_path, {}, progress=False).fit()
     assert seen == [True, True, False, False]
+    assert probes == ["cpu"]  # the bf16 speed check runs once, although the loop's precision is fp32
 
 
 def test_resuming_a_finished_run_runs_its_last_evaluation_again(tmp_path):

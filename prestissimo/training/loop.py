@@ -253,10 +253,7 @@ class Trainer:
         self.dist = dist_info or DistInfo()
         self.progress = progress
         loop.validate(self.dist.world_size)
-        if loop.precision == "bf16" and self.dist.is_main:  # one timing probe and one warning per run
-            from prestissimo.runtime.hardware import warn_if_bf16_is_slow
-
-            warn_if_bf16_is_slow(loop.device, log)
+        self._bf16_checked = False  # one timing probe and one warning per run, at the first bf16 step
         if len(dataset) == 0:
             raise ValueError("the dataset is empty")
         self.modules = task.modules()
@@ -334,6 +331,12 @@ class Trainer:
         logs: dict[str, float] = {}
         finite = True
         precision = phase.precision(self.step) if phase.precision is not None else self.cfg.precision
+        if precision == "bf16" and not self._bf16_checked:  # also when only a phase's stage runs in bf16
+            self._bf16_checked = True
+            if self.dist.is_main:
+                from prestissimo.runtime.hardware import warn_if_bf16_is_slow
+
+                warn_if_bf16_is_slow(self.cfg.device, log)
         autocast = torch.autocast(device_type=torch.device(self.cfg.device).type, dtype=torch.bfloat16,
                                   enabled=precision == "bf16")
         for batch in batches:
