@@ -184,9 +184,9 @@ class TextToAudio(nn.Module):
 
     def request(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
                 sampler: str | None = None, cfg_scale: float | None = None,
-                seed: int | None = None) -> GenerationRequest:
+                seed: int | None = None, eta: float | None = None) -> GenerationRequest:
         """Fill in the model's sampling defaults and validate; raises ValueError before any compute."""
-        return build_request(self.config, prompts, seconds, steps, sampler, cfg_scale, seed)
+        return build_request(self.config, prompts, seconds, steps, sampler, cfg_scale, seed, eta=eta)
 
     def guided_denoiser(self, cond: Conditioning, cfg_scale: float,
                         plain: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -219,14 +219,14 @@ class TextToAudio(nn.Module):
     def generate_latents(self, prompts: Sequence[str], seconds: float | None = None, steps: int | None = None,
                          sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
                          progress: Callable[[int, int], None] | None = None, init_audio: torch.Tensor | None = None,
-                         init_noise_level: float = 1.0) -> torch.Tensor:
+                         init_noise_level: float = 1.0, eta: float | None = None) -> torch.Tensor:
         """Sample latents [B, latent_dim, L] for the model's full window (conditioned on ``seconds``).
 
         Audio-to-audio: with ``init_audio`` ([C, T] at ``sample_rate``) sampling starts from its latents
         noised to ``init_noise_level`` t (1 = pure noise, the input is ignored; lower keeps more of it)
         and runs the same sampler over the rest of the schedule.
         """
-        req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed)
+        req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed, eta=eta)
         if not 0.0 < init_noise_level <= 1.0:
             raise ValueError(f"init_noise_level must be in (0, 1], got {init_noise_level}")
         self._warn_truncation(req.prompts)
@@ -246,7 +246,7 @@ class TextToAudio(nn.Module):
         denoise = self.guided_denoiser(self.encode_conditioning(req.prompts, req.seconds), req.cfg_scale)
         ts = self._schedule(req.sampler, req.steps, t_start)
         if req.sampler == "pingpong":
-            return sample_pingpong(denoise, noise, ts, objective, generator=generator, callback=progress)
+            return sample_pingpong(denoise, noise, ts, objective, generator=generator, callback=progress, eta=req.eta)
         if req.sampler == "euler":
             return sample_euler(denoise, noise, ts, objective, callback=progress)
         return sample_dpmpp_2m(denoise, noise, ts, objective, callback=progress)
@@ -261,15 +261,15 @@ class TextToAudio(nn.Module):
     def generate(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
                  sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
                  progress: Callable[[int, int], None] | None = None, init_audio: torch.Tensor | None = None,
-                 init_noise_level: float = 1.0) -> torch.Tensor:
+                 init_noise_level: float = 1.0, eta: float | None = None) -> torch.Tensor:
         """Text -> audio [B, channels, samples] at ``sample_rate``, trimmed to ``seconds``
         (audio-to-audio with ``init_audio``: see :meth:`generate_latents`).
 
-        Defaults (steps, sampler, CFG scale) come from the model config: ping-pong / 8 / no CFG for
-        ARC models, DPM-Solver++(2M) / 100 / 7 for v-objective models.
+        Defaults (steps, sampler, CFG scale, ping-pong's eta) come from the model config: ping-pong / 8 /
+        no CFG for ARC models, DPM-Solver++(2M) / 100 / 7 for v-objective models.
         """
         latents = self.generate_latents(prompts, seconds, steps, sampler, cfg_scale, seed, progress, init_audio,
-                                        init_noise_level)
+                                        init_noise_level, eta)
         audio = self.decode(latents).float()
         seconds = self.config.max_seconds if seconds is None else seconds
         return audio[..., : int(round(seconds * self.sample_rate))]

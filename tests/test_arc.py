@@ -252,6 +252,21 @@ def test_the_teacher_trajectory_visits_the_levels_of_its_schedule(tiny_model_dir
         _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=1, teacher_schedule="cosine"))
 
 
+def test_the_export_carries_the_sampling_defaults_and_bad_ones_are_refused_before_training(tiny_model_dir, tmp_path):
+    from prestissimo.pipeline import TextToAudio
+    from prestissimo.posttrain.arc import ARCSampling
+
+    task = _task(tiny_model_dir, tmp_path, sampling=ARCSampling(steps=4, eta=0.9))
+    out = task.export({"generator": task.tta.model, "conditioner": task.tta.conditioner}, tmp_path / "model")
+    s = TextToAudio.from_pretrained(out).config.sampling
+    assert (s.sampler, s.steps, s.cfg_scale, s.eta) == ("pingpong", 4, 1.0, 0.9)
+    for bad, message in [(ARCSampling(eta=1.5), "sampling: eta must be"),
+                         (ARCSampling(sampler="euler", eta=0.5), "sampling: eta applies to the pingpong"),
+                         (ARCSampling(steps=0), "sampling: steps")]:
+        with pytest.raises(ValueError, match=message):
+            _task(tiny_model_dir, tmp_path, sampling=bad)
+
+
 def test_ema_warmup_decay():
     loop = LoopConfig(ema_decay=0.9999, ema_warmup_power=0.75)
     assert loop.ema_decay_at(0) == 0.0  # the first update copies the weights

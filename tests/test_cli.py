@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from prestissimo.serve.cli import main
 
@@ -63,6 +64,8 @@ def test_batch_generation_from_a_prompts_file(tiny_model_dir, tmp_path, capsys):
     (["generate", "x", "--model", "{model}", "--sampler", "heun"], "unknown sampler 'heun'"),
     (["generate", "x", "--model", "{model}", "--steps", "0"], "steps must be an integer >= 1"),
     (["generate", "x", "--model", "{model}", "--cfg-scale", "-3"], "cfg scale"),
+    (["generate", "x", "--model", "{model}", "--eta", "1.5"], "eta must be a number in [0, 1]"),
+    (["generate", "x", "--model", "{model}", "--sampler", "euler", "--eta", "0.5"], "eta applies to the pingpong"),
     (["generate", "x", "--model", "{model}", "-o", "out.mp3"], "must be a .wav"),
     (["generate", "x", "--model", "{tmp}/missing"], "does not exist"),
     (["generate", "x", "--model", "{model}", "--steps", "many"], "invalid int value"),
@@ -119,6 +122,24 @@ def test_export_can_set_the_default_sampling(tiny_model_dir, tmp_path, capsys):
     assert code == 2 and "unknown sampler 'ddim'" in err and not (tmp_path / "bad").exists()
     code, _, err = run(["export", tiny_model_dir, "--out", tmp_path / "bad", "--steps", 0], capsys)
     assert code == 2 and "steps must be an integer >= 1" in err and not list(tmp_path.glob("*bad*"))
+    code, _, err = run(["export", tiny_model_dir, "--out", tmp_path / "bad", "--sampler", "euler", "--eta", 0.5],
+                       capsys)
+    assert code == 2 and "eta applies to the pingpong sampler only" in err and not list(tmp_path.glob("*bad*"))
+
+
+def test_export_saves_a_pingpong_eta_that_generation_then_uses(tiny_model_dir, tmp_path, capsys):
+    from prestissimo import TextToAudio
+
+    out = tmp_path / "release"
+    assert run(["export", tiny_model_dir, "--out", out, "--eta", 0.9, "--storage", "fp32"], capsys)[0] == 0
+    exported, original = TextToAudio.from_pretrained(out), TextToAudio.from_pretrained(tiny_model_dir)
+    assert exported.config.sampling.eta == 0.9 and original.config.sampling.eta == 1.0
+    assert exported.request("x").eta == 0.9 and exported.request("x", sampler="euler").eta == 1.0
+    kw = {"seconds": 0.5, "steps": 4, "seed": 0}
+    assert torch.equal(exported.generate("a bell", **kw), original.generate("a bell", eta=0.9, **kw))
+    assert not torch.allclose(exported.generate("a bell", **kw), original.generate("a bell", **kw))
+    code, stdout, _ = run(["info", "--model", out], capsys)
+    assert code == 0 and "eta 0.9" in stdout
 
 
 def test_the_shipped_model_is_the_default(tiny_model_dir, tmp_path, capsys, monkeypatch):

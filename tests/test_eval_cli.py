@@ -55,6 +55,14 @@ def test_eval_generates_scores_and_rescores_the_same_files(tiny_model_dir, bench
         assert rescored[key] == pytest.approx(metrics[key])
 
 
+def test_eval_samples_with_the_asked_eta_and_reports_it(tiny_model_dir, bench_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["eval", "--model", str(tiny_model_dir), "--prompts", str(bench_dir / "manifest.jsonl"),
+                 "--steps", "2", "--eta", "0.5", "--out", str(out), "--grid", "0", "--quiet"]) == 0
+    assert "pingpong (eta 0.5) / 2 / 1" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["eta"] == 0.5
+
+
 def test_eval_leaves_out_a_corrupt_reference_and_says_so(bench_dir, tmp_path, caplog):
     import shutil
 

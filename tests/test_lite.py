@@ -61,6 +61,7 @@ def test_schedules_are_the_torch_schedules(steps):
     {},  # the model's defaults: ping-pong, 8 steps, no CFG
     {"sampler": "euler", "steps": 3, "cfg_scale": 3.0},
     {"sampler": "pingpong", "steps": 1, "seconds": 0.5},
+    {"steps": 4, "eta": 0.7},  # partial re-noising: some of x's own noise kept
 ])
 def test_lite_generates_what_the_torch_pipeline_generates(bert_model_dir, settings):
     lite = LiteTextToAudio.from_pretrained(bert_model_dir)

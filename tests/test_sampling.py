@@ -94,6 +94,51 @@ def test_one_step_pingpong_is_one_denoise_and_ignores_later_noise():
     assert not torch.allclose(c, d)
 
 
+def linear_velocity_denoiser(objective: str = "rf_denoiser"):
+    """A non-trivial deterministic denoiser: a fixed linear map of x, scaled by t."""
+    w = torch.randn(4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return lambda x, t: x0_from_velocity(x, t, torch.einsum("ij,bjl->bil", w, x) * t.view(-1, 1, 1), objective)
+
+
+@pytest.mark.parametrize("objective", ["rectified_flow", "rf_denoiser"])
+@pytest.mark.parametrize("steps", [2, 8])
+def test_pingpong_at_eta_0_is_the_euler_ode_step_on_the_same_times(objective, steps):
+    # Re-noising with the predicted noise alone, (1 - t') x0 + t' (x - (1 - t) x0) / t, is algebraically
+    # Euler's x + (t' - t)(x - x0) / t for straight flows: eta = 0 leaves no fresh noise in the output.
+    denoise = linear_velocity_denoiser(objective)
+    eps = torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ts = logsnr_schedule(steps, objective)
+    a = sample_pingpong(denoise, eps, ts, objective, generator=torch.Generator().manual_seed(1), eta=0.0)
+    b = sample_pingpong(denoise, eps, ts, objective, generator=torch.Generator().manual_seed(2), eta=0.0)
+    assert torch.allclose(a, sample_euler(denoise, eps, ts, objective), atol=1e-10) and torch.allclose(a, b)
+
+
+def test_pingpong_eta_1_is_plain_pingpong_and_eta_between_keeps_unit_variance_noise():
+    denoise = linear_velocity_denoiser()
+    eps = torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ts = logsnr_schedule(8, "rf_denoiser")
+    plain = sample_pingpong(denoise, eps, ts, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(plain, sample_pingpong(denoise, eps, ts, generator=torch.Generator().manual_seed(1), eta=1.0))
+    half = sample_pingpong(denoise, eps, ts, generator=torch.Generator().manual_seed(1), eta=0.5)
+    assert not torch.allclose(half, plain)
+    # One re-noising from t = 1 with a constant x0: the predicted noise is the input noise itself, so the
+    # new state's noise sqrt(1 - eta^2) eps + eta z must stay unit variance and correlate eta-wise with z.
+    big = torch.randn(1, 1, 200000, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    ts2 = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64)
+    states = []
+    record = lambda x, t: (states.append(x.clone()), torch.full_like(x, 0.3))[1]  # noqa: E731
+    sample_pingpong(record, big, ts2, generator=torch.Generator().manual_seed(6), eta=0.6)
+    noise = (states[1] - 0.5 * 0.3) / 0.5
+    assert abs(float(noise.std()) - 1.0) < 0.01
+    assert abs(float(torch.corrcoef(torch.stack([noise.flatten(), big.flatten()]))[0, 1]) - 0.8) < 0.01
+
+
+@pytest.mark.parametrize("eta", [-0.1, 1.5, float("nan")])
+def test_pingpong_refuses_eta_outside_0_1(eta):
+    with pytest.raises(ValueError, match="eta"):
+        sample_pingpong(Counter(torch.zeros(1, 1, 1)), torch.zeros(1, 1, 1), logsnr_schedule(2, "rf_denoiser"), eta=eta)
+
+
 def gaussian_denoiser(mu: float, s: float, objective: str):
     """Exact posterior mean E[x0 | x_t] for data x0 ~ N(mu, s^2): its probability-flow ODE maps noise to data."""
 

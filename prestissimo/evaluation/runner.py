@@ -34,6 +34,7 @@ class GenerationSettings:
     steps: int | None = None
     sampler: str | None = None
     cfg_scale: float | None = None
+    eta: float | None = None
     seconds: float | None = None
     seeds_per_prompt: int = 1
     batch_size: int = 8
@@ -57,7 +58,7 @@ def generate_for_manifest(tta: Any, entries: Sequence[ManifestEntry], settings: 
     """
     out = Path(out_dir)
     req = tta.request([e.caption for e in entries[:1]], settings.seconds, settings.steps, settings.sampler,
-                      settings.cfg_scale, settings.seed)
+                      settings.cfg_scale, settings.seed, eta=settings.eta)
     elapsed = 0.0
     n_clips = 0
     for k in range(settings.seeds_per_prompt):
@@ -68,7 +69,8 @@ def generate_for_manifest(tta: Any, entries: Sequence[ManifestEntry], settings: 
                 batch[0].seconds or tta.config.max_seconds, tta.config.max_seconds)
             start = time.perf_counter()
             audio = tta.generate([e.caption for e in batch], seconds=seconds, steps=req.steps, sampler=req.sampler,
-                                 cfg_scale=req.cfg_scale, seed=settings.seed + 1000 * k + b)
+                                 cfg_scale=req.cfg_scale, seed=settings.seed + 1000 * k + b,
+                                 **({"eta": req.eta} if req.sampler == "pingpong" else {}))
             elapsed += time.perf_counter() - start
             for entry, clip in zip(batch, audio):
                 save_wav(clip, out / clip_name(entry, k), tta.sample_rate)
@@ -77,6 +79,7 @@ def generate_for_manifest(tta: Any, entries: Sequence[ManifestEntry], settings: 
                 progress(len(batch))
     nfe = req.steps * (1 if req.cfg_scale == 1.0 else 2)
     return {"steps": req.steps, "sampler": req.sampler, "cfg_scale": req.cfg_scale,
+            **({"eta": req.eta} if req.sampler == "pingpong" else {}),
             "network_evaluations_per_clip": nfe, "seconds_per_clip": elapsed / max(n_clips, 1),
             "batch_size": settings.batch_size, "clips": n_clips}
 
@@ -181,7 +184,8 @@ def format_report(report: dict[str, Any]) -> str:
     """A two-column table of the headline numbers."""
     rows = [("prompts x seeds", f"{report['n_prompts']} x {report['seeds_per_prompt']}")]
     if "steps" in report:
-        rows += [("sampler / steps / cfg", f"{report['sampler']} / {report['steps']} / {report['cfg_scale']:g}"),
+        eta = f" (eta {report['eta']:g})" if report.get("eta", 1.0) != 1.0 else ""
+        rows += [("sampler / steps / cfg", f"{report['sampler']}{eta} / {report['steps']} / {report['cfg_scale']:g}"),
                  ("network evaluations / clip", str(report["network_evaluations_per_clip"])),
                  ("seconds / clip", f"{report['seconds_per_clip']:.3f}")]
     names = {"fd": f"Fréchet distance ({report['embedding']})", "mmd": f"MMD² ({report['embedding']})",

@@ -224,6 +224,7 @@ class SamplingDefaults:
     sampler: str = "dpmpp-2m"
     steps: int = 100
     cfg_scale: float = 7.0
+    eta: float = 1.0  # ping-pong's share of fresh noise at each re-noising (1: ping-pong, 0: deterministic)
 
 
 @dataclass

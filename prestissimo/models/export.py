@@ -43,7 +43,7 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
     """Write ``source``'s config and weights to ``out`` with floating-point tensors stored as ``storage``.
 
     Loading casts them back to the model's dtype (fp32 on CPU), so fp16 storage halves the files and
-    costs only the rounding of each weight. ``sampling`` (sampler / steps / cfg_scale) replaces the
+    costs only the rounding of each weight. ``sampling`` (sampler / steps / cfg_scale / eta) replaces the
     default sampling saved with the model, which `generate` uses when not told otherwise. The exported
     directory is loaded once before it replaces ``out``; a local text encoder directory next to the
     weights is copied along.
@@ -83,7 +83,7 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
         exported = TextToAudio.from_pretrained(staging, load_text_encoder=False)  # strict keys and shapes
         defaults = exported.config.sampling
         try:
-            check_sampling(defaults.sampler, defaults.steps, defaults.cfg_scale)
+            check_sampling(defaults.sampler, defaults.steps, defaults.cfg_scale, defaults.eta)
         except ValueError as e:
             raise ExportError(f"default sampling: {e}") from None
         _default_permissions(staging)  # mkdtemp / atomic writes make owner-only files; a release is for everyone

@@ -34,6 +34,7 @@ from prestissimo.models.denoiser import Conditioning
 from prestissimo.models.dit import DiffusionTransformer
 from prestissimo.pipeline import TextToAudio
 from prestissimo.posttrain.trajectories import TrajectoryCache
+from prestissimo.request import check_sampling
 from prestissimo.sampling.guidance import cfg_denoiser, null_conditioning
 from prestissimo.sampling.samplers import sample_euler
 from prestissimo.sampling.schedules import linear_schedule, logsnr_schedule
@@ -242,6 +243,7 @@ class ARCSampling:
     sampler: str = "pingpong"
     steps: int = 8
     cfg_scale: float = 1.0
+    eta: float = 1.0  # ping-pong's fresh-noise share (1: ping-pong as published)
 
 
 @dataclass
@@ -295,6 +297,10 @@ class ARCConfig:
                              f"got {self.ode_warmup.teacher_schedule!r}")
         if self.ode_warmup.trajectory_variants < 0:
             raise ValueError("ode_warmup.trajectory_variants must be >= 0 (0 = a fresh trajectory every step)")
+        try:  # the export's defaults: refused now, not after hours of training
+            check_sampling(self.sampling.sampler, self.sampling.steps, self.sampling.cfg_scale, self.sampling.eta)
+        except ValueError as e:
+            raise ValueError(f"sampling: {e}") from None
 
 
 def renoise(x0: torch.Tensor, s: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -481,7 +487,7 @@ class ARCTask:
         ping-pong, no CFG, by default (objective rf_denoiser, as Stable Audio Open Small)."""
         model = with_ema_weights(self.tta, ema["generator"], ema["conditioner"])
         model.config = dataclasses.replace(model.config, objective="rf_denoiser", sampling=SamplingDefaults(
-            self.cfg.sampling.sampler, self.cfg.sampling.steps, self.cfg.sampling.cfg_scale))
+            self.cfg.sampling.sampler, self.cfg.sampling.steps, self.cfg.sampling.cfg_scale, self.cfg.sampling.eta))
         return model.save_pretrained(out_dir)
 
     def evaluate(self, step: int, ema: dict[str, nn.Module], logger: RunLogger) -> dict[str, float]:

@@ -7,6 +7,7 @@ fresh noise comes from the explicit ``generator``.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Protocol
 
 import torch
@@ -49,20 +50,32 @@ def sample_euler(denoise: DenoiseFn, noise: torch.Tensor, ts: torch.Tensor, obje
 
 
 def sample_pingpong(denoise: DenoiseFn, noise: torch.Tensor, ts: torch.Tensor, objective: Objective = "rectified_flow",
-                    generator: torch.Generator | None = None, callback: StepCallback | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None, callback: StepCallback | None = None,
+                    eta: float = 1.0) -> torch.Tensor:
     """Ping-pong sampling: denoise to x0, then re-noise to the next level with *fresh* noise.
 
     The sampler of ARC-post-trained models (Stable Audio Open Small). With one step it is exactly one
-    denoiser call on the initial noise.
+    denoiser call on the initial noise. ``eta`` < 1 re-noises with a mix of the noise the model saw in
+    ``x`` (its prediction eps = (x - alpha x0) / sigma) and fresh noise, sqrt(1 - eta^2) eps + eta z,
+    still unit variance: eta = 1 is ping-pong, eta = 0 the deterministic DDIM step. It trades prompt
+    adherence (deterministic) against realism (fresh noise) on one model (docs/arc.md).
     """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    keep = math.sqrt(1.0 - eta * eta)
     x = noise
     n = len(ts) - 1
     for i in range(n):
         x0 = denoise(x, _t_batch(ts[i], x))
         t_next = ts[i + 1]
         if float(t_next) > 0:
+            fresh = _randn_like(x0, generator)
+            if eta < 1.0:
+                alpha, sigma = alpha_sigma(ts[i], objective)
+                predicted = (x - float(alpha) * x0) / float(sigma)
+                fresh = keep * predicted + eta * fresh
             alpha, sigma = alpha_sigma(t_next, objective)
-            x = float(alpha) * x0 + float(sigma) * _randn_like(x0, generator)
+            x = float(alpha) * x0 + float(sigma) * fresh
         else:
             x = x0
         if callback:

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     g.add_argument("--sampler", default=None, help="pingpong | euler | dpmpp-2m (default: the model's)")
     g.add_argument("--cfg-scale", type=_number, default=None, help="classifier-free guidance scale; 1 = off")
+    g.add_argument("--eta", type=_number, default=None,
+                   help="ping-pong only: share of fresh noise when re-noising, in [0, 1]; 1 = ping-pong, 0 = deterministic (default: the model's)")
     g.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     g.add_argument("--init-audio", type=Path, default=None,
                    help="audio-to-audio: start from this file (resampled, cropped/padded to the window)")
@@ -125,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=None)
     e.add_argument("--sampler", default=None)
     e.add_argument("--cfg-scale", type=_number, default=None)
+    e.add_argument("--eta", type=_number, default=None, help="ping-pong only: share of fresh noise when re-noising, in [0, 1]; 1 = ping-pong, 0 = deterministic (default: the model's)")
     e.add_argument("--seconds", type=_number, default=None, help="default: each row's seconds, else the model window")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--batch-size", type=int, default=8)
@@ -173,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--sampler", default=None, help="default sampler saved with the export (pingpong | euler | dpmpp-2m)")
     x.add_argument("--steps", type=int, default=None, help="default sampling steps saved with the export")
     x.add_argument("--cfg-scale", type=_number, default=None, help="default CFG scale saved with the export")
+    x.add_argument("--eta", type=_number, default=None, help="default ping-pong eta saved with the export (1 = ping-pong)")
 
     c = sub.add_parser("create-model", help="write a model directory with random weights (tests, demos, benchmarks)")
     c.add_argument("out", type=Path, help="directory to create")
@@ -257,7 +261,7 @@ def _load_lite(args: argparse.Namespace, prompts: list[str]) -> Any:
 
     try:
         lite = LiteTextToAudio.from_pretrained(args.model)
-        lite.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed)
+        lite.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed, eta=args.eta)
     except (LiteUnsupported, ModelLoadError):  # auto: torch runs it, or reports every mismatched key
         if args.engine == "numpy":
             raise
@@ -293,7 +297,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         options.validate()
         model = _load(args.model, args.device)
     # Validate every argument before the first (slow) forward pass.
-    steps = model.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed).steps
+    steps = model.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed,
+                          eta=args.eta).steps
     extra: dict[str, Any] = {}
     if on_torch:
         if args.init_audio is not None:
@@ -310,7 +315,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for b, batch in enumerate(batches):
             seed = None if args.seed is None else args.seed + b
             audio = model.generate(batch, seconds=args.seconds, steps=args.steps, sampler=args.sampler,
-                                   cfg_scale=args.cfg_scale, seed=seed, progress=lambda i, n: bar.update(1), **extra)
+                                   cfg_scale=args.cfg_scale, seed=seed, progress=lambda i, n: bar.update(1),
+                                   eta=args.eta, **extra)
             if batch_mode:
                 for j, (prompt, clip) in enumerate(zip(batch, audio)):
                     index = b * args.batch_size + j
@@ -348,7 +354,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "dit": f"embed {cfg.dit.embed_dim}, depth {cfg.dit.depth}, heads {cfg.dit.num_heads}",
         "text_encoder": ", ".join(f"{c.config.get('t5_model_name')} (max {c.config.get('max_length')} tokens)"
                                   for c in text) or "none",
-        "sampling_defaults": f"{cfg.sampling.sampler}, {cfg.sampling.steps} steps, cfg {cfg.sampling.cfg_scale}",
+        "sampling_defaults": f"{cfg.sampling.sampler}, {cfg.sampling.steps} steps, cfg {cfg.sampling.cfg_scale}"
+                             + (f", eta {cfg.sampling.eta:g}" if cfg.sampling.sampler == "pingpong" else ""),
         "parameters": {k: v for k, v in counts.items() if k != "text_encoder"},
     }
     if args.json:
@@ -464,8 +471,8 @@ def cmd_create_model(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..models.export import directory_bytes, export_model
 
-    sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("cfg_scale", args.cfg_scale))
-                if v is not None}
+    sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("cfg_scale", args.cfg_scale),
+                                  ("eta", args.eta)) if v is not None}
     out = export_model(args.model, args.out, storage=args.storage, card=args.card, max_megabytes=args.max_mb,
                        overwrite=args.overwrite, sampling=sampling)
     print(f"{out} ({directory_bytes(out) / 1e6:.1f} MB)")
@@ -536,7 +543,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be >= 1")
     entries = read_manifest(args.prompts)[: args.limit]
-    settings = GenerationSettings(steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
+    settings = GenerationSettings(steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale, eta=args.eta,
                                   seconds=args.seconds, seeds_per_prompt=args.seeds, batch_size=args.batch_size,
                                   seed=args.seed)
     backend = create_embedding_backend(args.embedding)
@@ -549,7 +556,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         options = RuntimeOptions(precision=args.precision)
         options.validate()
         tta = _load(args.model, args.device)
-        tta.request(["check"], args.seconds, args.steps, args.sampler, args.cfg_scale)  # validate before compute
+        tta.request(["check"], args.seconds, args.steps, args.sampler, args.cfg_scale, eta=args.eta)  # before compute
         tta.optimize(options)
         audio_dir = args.out / "audio"
         with tqdm(total=len(entries) * args.seeds, desc="generating", unit="clip", disable=args.quiet,

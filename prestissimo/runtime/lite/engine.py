@@ -130,9 +130,9 @@ class LiteTextToAudio:
 
     def request(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
                 sampler: str | None = None, cfg_scale: float | None = None,
-                seed: int | None = None) -> GenerationRequest:
+                seed: int | None = None, eta: float | None = None) -> GenerationRequest:
         """Defaults filled in and validated as ``TextToAudio.request`` does; samplers this engine lacks refused."""
-        req = build_request(self.config, prompts, seconds, steps, sampler, cfg_scale, seed)
+        req = build_request(self.config, prompts, seconds, steps, sampler, cfg_scale, seed, eta=eta)
         if req.sampler not in SAMPLERS:
             raise LiteUnsupported(f"the numpy engine has no {req.sampler!r} sampler (only {', '.join(SAMPLERS)}); "
                                   f"use the torch engine")
@@ -225,8 +225,12 @@ class LiteTextToAudio:
             x0 = denoise(x, t)
             if req.sampler == "euler":
                 x = x + np.float32(t_next - t) * ((x - x0) / np.float32(t))
-            elif t_next > 0:  # ping-pong: re-noise the estimate with fresh noise
-                x = np.float32(1 - t_next) * x0 + np.float32(t_next) * noise.randn(shape)
+            elif t_next > 0:  # ping-pong: re-noise the estimate with fresh noise (eta < 1: some of x's own)
+                fresh = noise.randn(shape)
+                if req.eta < 1.0:
+                    predicted = (x - np.float32(1 - t) * x0) / np.float32(t)
+                    fresh = np.float32(math.sqrt(1 - req.eta ** 2)) * predicted + np.float32(req.eta) * fresh
+                x = np.float32(1 - t_next) * x0 + np.float32(t_next) * fresh
             else:
                 x = x0
             if progress:
@@ -235,9 +239,9 @@ class LiteTextToAudio:
 
     def generate(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
                  sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Array:
+                 progress: Callable[[int, int], None] | None = None, eta: float | None = None) -> Array:
         """Text -> audio [B, channels, samples] at ``sample_rate``, as ``TextToAudio.generate``."""
-        req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed)
+        req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed, eta=eta)
         latents = self.generate_latents(req, progress)
         audio = self.decoder(latents * np.float32(self.config.autoencoder.scale))
         return audio[..., : int(round(req.seconds * self.sample_rate))]
