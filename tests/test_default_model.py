@@ -86,3 +86,17 @@ def test_the_card_reads_the_training_stages_from_the_recipe_configs(tmp_path):
         "base rectified-flow DiT (800 steps of batch 12), ARC post-training (150 ODE warm-up steps onto the "
         "base's 16-step log-SNR Euler trajectories at CFG 4.0, 20 discriminator-only steps, 20 adversarial "
         "steps of batch 16)")
+
+
+def test_the_card_names_a_pingpong_eta_and_lists_extra_evaluations_beside_the_shipped_row():
+    from conftest import load_script
+
+    card = load_script("recipes/default_model/card.py")
+    assert card.sampling_summary({"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0, "eta": 1.0}) == \
+        "Default sampling: pingpong, 8 steps, CFG 1.0."
+    assert card.sampling_summary({"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0, "eta": 0.9}).startswith(
+        "Default sampling: pingpong, 8 steps, CFG 1.0, eta 0.9 (")
+    metrics = lambda fd, **kw: {"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0, "fd": fd, **kw}  # noqa: E731
+    lines = card.score_rows([("shipped", metrics(300.0, eta=0.9)), ("published", metrics(250.0, eta=1.0))])
+    assert lines[2].startswith("| shipped | pingpong (eta 0.9) / 8 / 1 |") and "| 300.0 |" in lines[2]
+    assert lines[3].startswith("| published | pingpong / 8 / 1 |") and "| 250.0 |" in lines[3]

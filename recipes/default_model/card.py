@@ -1,7 +1,8 @@
 """Write the shipped model's card from its measured scores (prestissimo eval metrics.json files).
 
     python recipes/default_model/card.py --model MODEL_DIR --shipped EVAL_DIR --base EVAL_DIR --data DATA_DIR \
-        [--reconstructions EVAL_DIR] [--latency SECONDS] [--recipe recipes/default_model] --out CARD.md
+        [--reconstructions EVAL_DIR] [--latency SECONDS] [--recipe recipes/default_model] \
+        [--also "LABEL=EVAL_DIR" ...] --out CARD.md
 
 Every number in the card comes from those files (or --latency, measured by the caller; the training
 lengths from the recipe's dit.json and arc.json; what it was trained on from the synthbench folder
@@ -36,7 +37,8 @@ def score_rows(rows: list[tuple[str, dict]]) -> list[str]:
     lines = ["| system | sampler / steps / CFG | network calls | s / clip (eval batch) | Fréchet distance | "
              "adherence | chance | p |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for label, m in rows:
-        sampling = f"{m['sampler']} / {m['steps']} / {m['cfg_scale']:g}" if "sampler" in m else "-"
+        eta = f" (eta {m['eta']:g})" if m.get("eta", 1.0) != 1.0 else ""
+        sampling = f"{m['sampler']}{eta} / {m['steps']} / {m['cfg_scale']:g}" if "sampler" in m else "-"
         lines.append(f"| {label} | {sampling} | {m.get('network_evaluations_per_clip', '-')} | "
                      f"{_fmt(m.get('seconds_per_clip'))} | {_fmt(m.get('fd'), 1)} | {_fmt(m.get('adherence'))} | "
                      f"{_fmt(m.get('adherence_chance'))} | {_fmt(m.get('adherence_p_value'))} |")
@@ -84,8 +86,20 @@ def data_summary(data_dir: Path) -> str:
     return text
 
 
+def sampling_summary(sampling: dict) -> str:
+    """The default sampling in words; a ping-pong eta below 1 says what it does."""
+    text = (f"Default sampling: {sampling.get('sampler', '?')}, {sampling.get('steps', '?')} steps, "
+            f"CFG {sampling.get('cfg_scale', '?')}")
+    eta = sampling.get("eta", 1.0)
+    if sampling.get("sampler") == "pingpong" and eta != 1.0:
+        text += (f", eta {eta:g} (each re-noising keeps a share sqrt(1 - eta^2) of the noise the model "
+                 "saw, the rest fresh; eta 1 is ping-pong as published)")
+    return text + "."
+
+
 def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict | None,
-               latency: float | None, data_dir: Path, recipe: Path = Path(__file__).parent) -> str:
+               latency: float | None, data_dir: Path, recipe: Path = Path(__file__).parent,
+               also: list[tuple[str, dict]] | None = None) -> str:
     config = json.loads((model_dir / "model_config.json").read_text())
     size_mb = directory_bytes(model_dir) / 1e6
     with safe_open(str(model_dir / "model.safetensors"), "pt") as weights:
@@ -94,7 +108,7 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
     attrs = shipped.get("adherence_attributes", {})
     follows = sorted(n for n, a in attrs.items() if a >= FOLLOWS)
     ignores = sorted(n for n, a in attrs.items() if a < IGNORES)
-    rows = [("shipped model, default sampling", shipped), ("base model, 100 steps", base)]
+    rows = [("shipped model, default sampling", shipped), *(also or []), ("base model, 100 steps", base)]
     if reconstructions is not None:
         rows.append(("autoencoder reconstructions of the real clips (ceiling)", reconstructions))
     seconds = config["sample_size"] / config["sample_rate"]
@@ -103,8 +117,7 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
         "",
         "The model `prestissimo generate` and `TextToAudio.from_pretrained()` use when no model is given.",
         f"{config['sample_rate']} Hz, {config['audio_channels']} channels, up to {seconds:.2f} s per clip; "
-        f"{size_mb:.1f} MB on disk (weights stored as {'/'.join(stored)}, run in fp32). Default sampling: "
-        f"{sampling.get('sampler', '?')}, {sampling.get('steps', '?')} steps, CFG {sampling.get('cfg_scale', '?')}.",
+        f"{size_mb:.1f} MB on disk (weights stored as {'/'.join(stored)}, run in fp32). {sampling_summary(sampling)}",
         "",
         "## What it was trained on",
         "",
@@ -148,10 +161,18 @@ def main() -> None:
     parser.add_argument("--reconstructions", type=Path, default=None)
     parser.add_argument("--latency", type=float, default=None)
     parser.add_argument("--recipe", type=Path, default=Path(__file__).parent, help="folder with dit.json and arc.json")
+    parser.add_argument("--also", action="append", default=[], metavar="LABEL=EVAL_DIR",
+                        help="another evaluation to list beside the shipped model's (repeatable)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    also = []
+    for item in args.also:
+        label, sep, folder = item.partition("=")
+        if not sep or not label or not folder:
+            parser.error(f"--also wants LABEL=EVAL_DIR, got {item!r}")
+        also.append((label, _metrics(Path(folder))))
     card = build_card(args.model, _metrics(args.shipped), _metrics(args.base), _metrics(args.reconstructions),
-                      args.latency, args.data, args.recipe)
+                      args.latency, args.data, args.recipe, also)
     args.out.write_text(card, encoding="utf-8")
     print(args.out)
 
