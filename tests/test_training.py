@@ -525,6 +525,24 @@ def test_cfg_dropout_zeroes_the_pooled_prompt_but_not_the_seconds_of_dropped_ite
     assert out.global_cond.tolist() == [[0, 0, 1], [1, 1, 1]] and out.context[0].abs().sum() == 0
 
 
+def test_a_run_can_start_from_a_trained_models_weights_and_a_mismatched_one_is_named(tmp_path):
+    from prestissimo.models.factory import create_random_model
+    from prestissimo.models.loading import ModelLoadError, read_state_dict
+    from prestissimo.training.dit import DiTTrainConfig, prepare_init_dir
+
+    trained = create_random_model("tiny", tmp_path / "trained", seed=5)
+    init = prepare_init_dir(DiTTrainConfig(model="tiny", init_from=str(trained)), tmp_path / "run")
+    ours, theirs = read_state_dict(init), read_state_dict(trained)
+    fresh = read_state_dict(prepare_init_dir(DiTTrainConfig(model="tiny"), tmp_path / "fresh"))
+    for key in ours:
+        if not key.startswith("pretransform."):
+            assert torch.equal(ours[key], theirs[key]), key
+    assert any(not torch.equal(fresh[k], theirs[k]) for k in fresh if k.startswith("model."))
+    other = create_random_model("tiny-1.0", tmp_path / "other", seed=0)
+    with pytest.raises(ModelLoadError, match=r"init_from .*other.*(missing|unexpected|shape)"):
+        prepare_init_dir(DiTTrainConfig(model="tiny", init_from=str(other)), tmp_path / "run2")
+
+
 def test_latent_cache_stores_raw_means_whatever_the_pretransform_scale(latents, tmp_path):
     from prestissimo.data.latents import encode_dataset
     from prestissimo.models.autoencoder_io import load_autoencoder

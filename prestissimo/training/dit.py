@@ -14,6 +14,7 @@ from torch import nn
 from prestissimo.models.autoencoder_io import load_autoencoder, read_autoencoder_config
 from prestissimo.models.config import ModelConfig
 from prestissimo.models.factory import create_random_model
+from prestissimo.models.loading import ModelLoadError, check_state_dict, normalize_keys, read_state_dict, resolve_model_dir
 from prestissimo.models.presets import preset
 from prestissimo.pipeline import TextToAudio
 from prestissimo.training.config import DEFAULT_EVAL_PROMPTS, LoopConfig, OptimizerConfig
@@ -49,6 +50,10 @@ class DiTTrainConfig:
 
     model: Any = "tiny"  # preset name or model_config dict (its autoencoder is replaced by `autoencoder`)
     autoencoder: str | None = None  # directory exported by `prestissimo train autoencoder`
+    # A trained model directory whose DiT and conditioner weights start this run instead of random ones:
+    # continue training with a fresh learning-rate schedule, or fine-tune on other data. Its architecture
+    # must be the one this config builds (mismatched keys are named); the autoencoder stays `autoencoder`'s.
+    init_from: str | None = None
     objective: str = "rectified_flow"
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     cfg_dropout: float = 0.1
@@ -87,17 +92,33 @@ def build_model_config(cfg: DiTTrainConfig, latent_scale: float | None = None) -
 
 
 def prepare_init_dir(cfg: DiTTrainConfig, run_dir: Path, latent_scale: float | None = None) -> Path:
-    """RUN/init: the untrained model with the trained autoencoder (the evaluation baseline and the
-    starting point). Written once, by one process, before training starts."""
+    """RUN/init: the untrained model (or ``init_from``'s weights) with the trained autoencoder (the
+    evaluation baseline and the starting point). Written once, by one process, before training starts."""
     init_dir = run_dir / "init"
     if not (init_dir / "model.safetensors").is_file():
         create_random_model(build_model_config(cfg, latent_scale), init_dir, seed=cfg.loop.seed)
-        if cfg.autoencoder is not None:
+        if cfg.autoencoder is not None or cfg.init_from is not None:
             model = TextToAudio.from_pretrained(init_dir)
-            ae, _ = load_autoencoder(cfg.autoencoder)
-            model.pretransform.model.load_state_dict(ae.state_dict())
+            if cfg.init_from is not None:
+                load_trained_weights(model, cfg.init_from)
+            if cfg.autoencoder is not None:
+                ae, _ = load_autoencoder(cfg.autoencoder)
+                model.pretransform.model.load_state_dict(ae.state_dict())
             model.save_pretrained(init_dir)
     return init_dir
+
+
+def load_trained_weights(model: TextToAudio, source: str | Path) -> None:
+    """Copy a trained model's DiT and conditioner weights into ``model`` (its autoencoder is left alone);
+    ModelLoadError names the keys that do not fit."""
+    given = {k: v for k, v in normalize_keys(read_state_dict(resolve_model_dir(source))).items()
+             if not k.startswith("pretransform.")}
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.")}
+    try:
+        check_state_dict(expected, given)
+    except ModelLoadError as e:
+        raise ModelLoadError(f"init_from {source}: {e}") from None
+    model.load_state_dict(given, strict=False)
 
 
 class DiTTask:
