@@ -87,6 +87,11 @@ def test_the_card_reads_the_training_stages_from_the_recipe_configs(tmp_path):
         "base rectified-flow DiT (800 steps of batch 12), ARC post-training (150 ODE warm-up steps onto the "
         "base's 16-step log-SNR Euler trajectories at CFG 4.0, 20 discriminator-only steps, 20 adversarial "
         "steps of batch 16)")
+    (tmp_path / "dit_continue.json").write_text(json.dumps({"init_from": "x", "loop": {"max_steps": 600},
+                                                           "optim": {"schedule": "cosine"}}))
+    assert card.training_summary(tmp_path).startswith(
+        "base rectified-flow DiT (800 steps of batch 12, then 600 more from those weights with a fresh cosine "
+        "learning-rate schedule), ARC")
 
 
 def test_the_card_names_a_pingpong_eta_and_lists_extra_evaluations_beside_the_shipped_row():

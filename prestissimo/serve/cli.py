@@ -43,6 +43,10 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+ETA_HELP = ("ping-pong only: share of fresh noise when re-noising, in [0, 1]; 1 = ping-pong, 0 = deterministic "
+            "(default: the model's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="prestissimo", description="Fast text-to-audio generation.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -57,8 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     g.add_argument("--sampler", default=None, help="pingpong | euler | dpmpp-2m (default: the model's)")
     g.add_argument("--cfg-scale", type=_number, default=None, help="classifier-free guidance scale; 1 = off")
-    g.add_argument("--eta", type=_number, default=None,
-                   help="ping-pong only: share of fresh noise when re-noising, in [0, 1]; 1 = ping-pong, 0 = deterministic (default: the model's)")
+    g.add_argument("--eta", type=_number, default=None, help=ETA_HELP)
     g.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     g.add_argument("--init-audio", type=Path, default=None,
                    help="audio-to-audio: start from this file (resampled, cropped/padded to the window)")
@@ -127,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=None)
     e.add_argument("--sampler", default=None)
     e.add_argument("--cfg-scale", type=_number, default=None)
-    e.add_argument("--eta", type=_number, default=None, help="ping-pong only: share of fresh noise when re-noising, in [0, 1]; 1 = ping-pong, 0 = deterministic (default: the model's)")
+    e.add_argument("--eta", type=_number, default=None, help=ETA_HELP)
     e.add_argument("--seconds", type=_number, default=None, help="default: each row's seconds, else the model window")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--batch-size", type=int, default=8)
@@ -176,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--sampler", default=None, help="default sampler saved with the export (pingpong | euler | dpmpp-2m)")
     x.add_argument("--steps", type=int, default=None, help="default sampling steps saved with the export")
     x.add_argument("--cfg-scale", type=_number, default=None, help="default CFG scale saved with the export")
-    x.add_argument("--eta", type=_number, default=None, help="default ping-pong eta saved with the export (1 = ping-pong)")
+    x.add_argument("--eta", type=_number, default=None,
+                   help="default ping-pong eta saved with the export (1 = ping-pong)")
 
     c = sub.add_parser("create-model", help="write a model directory with random weights (tests, demos, benchmarks)")
     c.add_argument("out", type=Path, help="directory to create")

@@ -55,13 +55,19 @@ def attribute_rows(rows: list[tuple[str, dict]]) -> list[str]:
 
 
 def training_summary(recipe: Path) -> str:
-    """How long each stage trained, read from the recipe's configs."""
+    """How long each stage trained, read from the recipe's configs (dit_continue.json: optional)."""
     dit = json.loads((recipe / "dit.json").read_text())["loop"]
     arc = json.loads((recipe / "arc.json").read_text())
     ode = arc.get("ode_warmup", {})
     warmup, d_only = ode.get("steps", 0), arc.get("discriminator_warmup", 0)
     adversarial = arc["loop"]["max_steps"] - warmup - d_only
-    return (f"base rectified-flow DiT ({dit['max_steps']} steps of batch {dit['batch_size']}), ARC post-training "
+    base = f"{dit['max_steps']} steps of batch {dit['batch_size']}"
+    if (recipe / "dit_continue.json").is_file():  # a second run from the first one's weights (init_from)
+        more = json.loads((recipe / "dit_continue.json").read_text())
+        schedule = more.get("optim", {}).get("schedule", "constant")
+        base += (f", then {more['loop']['max_steps']} more from those weights with a fresh {schedule} "
+                 "learning-rate schedule")
+    return (f"base rectified-flow DiT ({base}), ARC post-training "
             f"({warmup} ODE warm-up steps onto the base's {ode.get('teacher_steps')}-step "
             f"{ode.get('teacher_schedule', 'logsnr').replace('logsnr', 'log-SNR')} Euler trajectories at CFG "
             f"{ode.get('cfg_scale')}, {d_only} discriminator-only "
