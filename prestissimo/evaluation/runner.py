@@ -69,8 +69,7 @@ def generate_for_manifest(tta: Any, entries: Sequence[ManifestEntry], settings: 
                 batch[0].seconds or tta.config.max_seconds, tta.config.max_seconds)
             start = time.perf_counter()
             audio = tta.generate([e.caption for e in batch], seconds=seconds, steps=req.steps, sampler=req.sampler,
-                                 cfg_scale=req.cfg_scale, seed=settings.seed + 1000 * k + b,
-                                 **({"eta": req.eta} if req.sampler == "pingpong" else {}))
+                                 cfg_scale=req.cfg_scale, seed=settings.seed + 1000 * k + b, eta=settings.eta)
             elapsed += time.perf_counter() - start
             for entry, clip in zip(batch, audio):
                 save_wav(clip, out / clip_name(entry, k), tta.sample_rate)

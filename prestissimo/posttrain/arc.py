@@ -487,7 +487,7 @@ class ARCTask:
         ping-pong, no CFG, by default (objective rf_denoiser, as Stable Audio Open Small)."""
         model = with_ema_weights(self.tta, ema["generator"], ema["conditioner"])
         model.config = dataclasses.replace(model.config, objective="rf_denoiser", sampling=SamplingDefaults(
-            self.cfg.sampling.sampler, self.cfg.sampling.steps, self.cfg.sampling.cfg_scale, self.cfg.sampling.eta))
+            **dataclasses.asdict(self.cfg.sampling)))
         return model.save_pretrained(out_dir)
 
     def evaluate(self, step: int, ema: dict[str, nn.Module], logger: RunLogger) -> dict[str, float]:
