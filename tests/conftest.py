@@ -53,7 +53,7 @@ def pooled_model_dir(tmp_path_factory):
     return create_random_model(c, tmp_path_factory.mktemp("pooled_model"), seed=0)
 
 
-def bert_model_config(global_cond_type: str = "adaLN", qk_norm: str = "ln") -> dict:
+def bert_model_config(global_cond_type: str = "adaLN", qk_norm: str = "ln", positions: bool = False) -> dict:
     """tiny with a BERT text encoder folder ("enc") as the shipped model has, pooled prompt in the global vector."""
     from prestissimo.models.presets import preset
 
@@ -65,7 +65,7 @@ def bert_model_config(global_cond_type: str = "adaLN", qk_norm: str = "ln") -> d
     diffusion = c["model"]["diffusion"]
     diffusion["global_cond_ids"] = ["prompt", "seconds_total"]
     diffusion["config"].update(global_cond_type=global_cond_type, global_cond_dim=2 * cond["cond_dim"],
-                               attn_kwargs={"qk_norm": qk_norm})
+                               attn_kwargs={"qk_norm": qk_norm}, use_sinusoidal_emb=positions)
     return c
 
 

@@ -75,9 +75,10 @@ def test_lite_generates_what_the_torch_pipeline_generates(bert_model_dir, settin
     assert np.abs(ours[0] - ours[1]).max() > 1e-4  # the two prompts give different audio
 
 
-@pytest.mark.parametrize("global_cond_type,qk_norm", [("prepend", "l2"), ("adaLN", "none")])
-def test_lite_matches_torch_across_dit_variants(tmp_path, global_cond_type, qk_norm):
-    model_dir = make_bert_model(tmp_path, bert_model_config(global_cond_type, qk_norm), seed=1)
+@pytest.mark.parametrize("global_cond_type,qk_norm,positions",
+                         [("prepend", "l2", False), ("adaLN", "none", False), ("prepend", "ln", True)])
+def test_lite_matches_torch_across_dit_variants(tmp_path, global_cond_type, qk_norm, positions):
+    model_dir = make_bert_model(tmp_path, bert_model_config(global_cond_type, qk_norm, positions), seed=1)
     ours = LiteTextToAudio.from_pretrained(model_dir).generate(PROMPTS[:1], seed=0, steps=2)
     with torch.no_grad():
         ref = TextToAudio.from_pretrained(model_dir).generate(PROMPTS[:1], seed=0, steps=2).numpy()

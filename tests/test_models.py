@@ -11,7 +11,7 @@ from prestissimo.models import AutoencoderConfig, DiffusionTransformer, ModelCon
 from prestissimo.models.conditioners import NumberConditioner
 from prestissimo.models.config import ConfigError
 from prestissimo.models.presets import preset
-from prestissimo.models.transformer import RotaryEmbedding, apply_rotary
+from prestissimo.models.transformer import RotaryEmbedding, ScaledSinusoidalEmbedding, apply_rotary
 
 
 def tiny_dit(name="tiny"):
@@ -108,6 +108,36 @@ def test_patched_dit_folds_frames_channel_major_and_round_trips_its_config():
     c["sample_size"] = 8 * 1026  # 1026 latent frames
     with pytest.raises(ConfigError, match="patch_size"):
         ModelConfig.from_dict(c)
+
+
+def test_sinusoidal_positions_are_stable_audio_tools_features_added_to_every_token():
+    emb = ScaledSinusoidalEmbedding(8)
+    table = emb(5)
+    inv_freq = 10000.0 ** -(torch.arange(4) / 4)
+    assert torch.allclose(table[3], torch.cat([torch.sin(3 * inv_freq), torch.cos(3 * inv_freq)]) * 8**-0.5)
+    assert list(emb.state_dict()) == ["scale"]  # the frequencies are not stored, as in the reference
+
+    c = preset("tiny")
+    c["model"]["diffusion"]["config"]["use_sinusoidal_emb"] = True
+    cfg = ModelConfig.from_dict(c)
+    assert cfg.dit.sinusoidal_pos_emb and cfg.dit.to_dict()["use_sinusoidal_emb"] is True
+    with_pos = randomize_(DiffusionTransformer(cfg.dit)).eval()
+    assert "transformer.pos_emb.scale" in with_pos.state_dict()
+    without = DiffusionTransformer(ModelConfig.from_dict(preset("tiny")).dit).eval()
+    without.load_state_dict({k: v for k, v in with_pos.state_dict().items() if not k.startswith("transformer.pos_emb.")})
+    args = (torch.randn(2, 8, 12), torch.rand(2))
+    kw = {"cross_attn_cond": torch.randn(2, 3, 32), "global_cond": torch.randn(2, 32)}
+    with torch.no_grad():
+        assert not torch.allclose(with_pos(*args, **kw), without(*args, **kw), atol=1e-5)
+        with_pos.transformer.pos_emb.scale.zero_()  # zero scale: exactly the rotary-only model
+        torch.testing.assert_close(with_pos(*args, **kw), without(*args, **kw))
+
+
+def test_diffusers_conversion_refuses_a_position_embedding_it_has_no_place_for():
+    from prestissimo.runtime.reference import dit_to_diffusers
+
+    with pytest.raises(ValueError, match="use_sinusoidal_emb"):
+        dit_to_diffusers({"transformer.pos_emb.scale": torch.ones(1)})
 
 
 def test_autoencoder_shapes_and_deterministic_mean():

@@ -543,6 +543,27 @@ def test_a_run_can_start_from_a_trained_models_weights_and_a_mismatched_one_is_n
         prepare_init_dir(DiTTrainConfig(model="tiny", init_from=str(other)), tmp_path / "run2")
 
 
+def test_a_run_may_add_named_modules_to_the_weights_it_starts_from(tmp_path):
+    from prestissimo.models.factory import create_random_model
+    from prestissimo.models.loading import ModelLoadError, read_state_dict
+    from prestissimo.models.presets import preset
+    from prestissimo.training.dit import DiTTrainConfig, prepare_init_dir
+
+    trained = create_random_model("tiny", tmp_path / "trained", seed=5)
+    with_positions = preset("tiny")
+    with_positions["model"]["diffusion"]["config"]["use_sinusoidal_emb"] = True
+    with pytest.raises(ModelLoadError, match="missing keys.*pos_emb.scale"):
+        prepare_init_dir(DiTTrainConfig(model=with_positions, init_from=str(trained)), tmp_path / "strict")
+    init = prepare_init_dir(DiTTrainConfig(model=with_positions, init_from=str(trained),
+                                           init_new_keys=["model.model.transformer.pos_emb."]), tmp_path / "run")
+    ours, theirs = read_state_dict(init), read_state_dict(trained)
+    assert set(ours) - set(theirs) == {"model.model.transformer.pos_emb.scale"}
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs if not k.startswith("pretransform."))
+    with pytest.raises(ModelLoadError, match="missing keys"):  # a prefix covers only what it names
+        prepare_init_dir(DiTTrainConfig(model=with_positions, init_from=str(trained),
+                                        init_new_keys=["model.model.transformer.layers."]), tmp_path / "wrong")
+
+
 def test_latent_cache_stores_raw_means_whatever_the_pretransform_scale(latents, tmp_path):
     from prestissimo.data.latents import encode_dataset
     from prestissimo.models.autoencoder_io import load_autoencoder

@@ -135,6 +135,7 @@ class DiTConfig:
     ff_mult: float = 4.0
     final_cross_attn_ix: int = -1
     patch_size: int = 1  # latent frames folded into one token: a shorter sequence for attention
+    sinusoidal_pos_emb: bool = False  # absolute sin/cos positions on top of rotary (use_sinusoidal_emb)
 
     @property
     def dim_heads(self) -> int:
@@ -152,7 +153,7 @@ class DiTConfig:
             c,
             {"input_concat_dim": 0, "prepend_cond_dim": 0, "transformer_type": "continuous_transformer",
              "timestep_cond_type": "global", "num_memory_tokens": 0, "conformer": False, "rotary_pos_emb": True,
-             "use_sinusoidal_emb": False, "use_abs_pos_emb": False, "causal": False, "layer_scale": False},
+             "use_abs_pos_emb": False, "causal": False, "layer_scale": False},
         )
         attn = dict(c.get("attn_kwargs") or {})
         _reject_unknown("dit.attn_kwargs", attn, {"differential": False, "feat_scale": False})
@@ -175,6 +176,7 @@ class DiTConfig:
             ff_mult=float(ff.get("mult", 4)),
             final_cross_attn_ix=int(c.get("final_cross_attn_ix", -1)),
             patch_size=int(c.get("patch_size", 1)),
+            sinusoidal_pos_emb=bool(c.get("use_sinusoidal_emb", False)),
         )
         if cfg.patch_size < 1:
             raise ConfigError(f"dit: patch_size must be >= 1, got {cfg.patch_size}")
@@ -205,6 +207,8 @@ class DiTConfig:
             d["final_cross_attn_ix"] = self.final_cross_attn_ix
         if self.patch_size != 1:
             d["patch_size"] = self.patch_size
+        if self.sinusoidal_pos_emb:
+            d["use_sinusoidal_emb"] = True
         return d
 
 

@@ -57,7 +57,7 @@ class DiffusionTransformer(nn.Module):
             cross_attend=cfg.cond_token_dim > 0, cond_token_dim=cfg.cond_embed_dim if cfg.cond_token_dim else None,
             qk_norm=cfg.qk_norm, ff_mult=cfg.ff_mult,
             global_cond_dim=dim if cfg.global_cond_type == "adaLN" else None,
-            final_cross_attn_ix=cfg.final_cross_attn_ix,
+            final_cross_attn_ix=cfg.final_cross_attn_ix, sinusoidal_pos_emb=cfg.sinusoidal_pos_emb,
         )
         self.preprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         self.postprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)

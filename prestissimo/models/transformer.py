@@ -40,6 +40,24 @@ class RotaryEmbedding(nn.Module):
         return torch.cat((freqs, freqs), dim=-1)
 
 
+class ScaledSinusoidalEmbedding(nn.Module):
+    """Absolute position as sin/cos features times one learned scale (stable-audio-tools'
+    ``use_sinusoidal_emb``). Rotary attention only sees offsets between tokens; this tells each token
+    where it sits in the clip, which a beat grid anchored at the clip's start needs."""
+
+    def __init__(self, dim: int, theta: float = 10000.0):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((1,), dim**-0.5))
+        half = dim // 2
+        self.register_buffer("inv_freq", theta ** -(torch.arange(half).float() / half), persistent=False)
+
+    def forward(self, seq_len: int) -> torch.Tensor:
+        """[seq_len, dim] features, float32."""
+        pos = torch.arange(seq_len, device=self.inv_freq.device, dtype=torch.float32)
+        angles = torch.outer(pos, self.inv_freq.float())
+        return torch.cat((angles.sin(), angles.cos()), dim=-1) * self.scale.float()
+
+
 def apply_rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     """Rotate the first ``freqs.shape[-1]`` channels of x [..., N, D] by position; the rest pass through."""
     rot_dim = freqs.shape[-1]
@@ -175,12 +193,14 @@ class TransformerBlock(nn.Module):
 class ContinuousTransformer(nn.Module):
     def __init__(self, dim: int, depth: int, dim_heads: int, dim_in: int, dim_out: int,
                  cross_attend: bool, cond_token_dim: int | None, qk_norm: str = "none",
-                 ff_mult: float = 4.0, global_cond_dim: int | None = None, final_cross_attn_ix: int = -1):
+                 ff_mult: float = 4.0, global_cond_dim: int | None = None, final_cross_attn_ix: int = -1,
+                 sinusoidal_pos_emb: bool = False):
         super().__init__()
         self.activation_checkpointing = False  # trade compute for memory in training (ARC, big models)
         self.project_in = nn.Linear(dim_in, dim, bias=False)
         self.project_out = nn.Linear(dim, dim_out, bias=False)
         self.rotary_pos_emb = RotaryEmbedding(max(dim_heads // 2, 32))
+        self.pos_emb = ScaledSinusoidalEmbedding(dim) if sinusoidal_pos_emb else None
         self.global_cond_embedder = None
         if global_cond_dim is not None:
             self.global_cond_embedder = nn.Sequential(
@@ -205,6 +225,8 @@ class ContinuousTransformer(nn.Module):
         if prepend is not None:
             x = torch.cat((prepend, x), dim=1)
         rotary = self.rotary_pos_emb(x.shape[1])
+        if self.pos_emb is not None:  # after any prepended token, as stable-audio-tools adds it
+            x = x + self.pos_emb(x.shape[1]).to(x.dtype)
         if global_cond is not None and self.global_cond_embedder is not None:
             global_cond = self.global_cond_embedder(global_cond)
         checkpointed = self.activation_checkpointing and self.training and torch.is_grad_enabled()

@@ -27,6 +27,8 @@ def dit_to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     top_names = {"to_timestep_embed": "timestep_proj", "to_global_embed": "global_proj",
                  "to_cond_embed": "cross_attention_proj", "transformer.project_in": "proj_in",
                  "transformer.project_out": "proj_out"}
+    if "transformer.pos_emb.scale" in state:
+        raise ValueError("diffusers' StableAudioDiTModel has no absolute position embedding (use_sinusoidal_emb)")
     for key, value in state.items():
         if key == "transformer.rotary_pos_emb.inv_freq":
             continue  # diffusers computes rotary frequencies in the pipeline

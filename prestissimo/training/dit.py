@@ -55,6 +55,9 @@ class DiTTrainConfig:
     # continue training with a fresh learning-rate schedule, or fine-tune on other data. Its architecture
     # must be the one this config builds (mismatched keys are named); the autoencoder stays `autoencoder`'s.
     init_from: str | None = None
+    # Key prefixes this config adds to init_from's architecture (say a position embedding switched on):
+    # they keep their fresh initialisation. Any other key init_from lacks is still an error.
+    init_new_keys: list[str] = field(default_factory=list)
     objective: str = "rectified_flow"
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     cfg_dropout: float = 0.1
@@ -101,7 +104,7 @@ def prepare_init_dir(cfg: DiTTrainConfig, run_dir: Path, latent_scale: float | N
         if cfg.autoencoder is not None or cfg.init_from is not None:
             model = TextToAudio.from_pretrained(init_dir)
             if cfg.init_from is not None:
-                load_trained_weights(model, cfg.init_from)
+                load_trained_weights(model, cfg.init_from, new_keys=tuple(cfg.init_new_keys))
             if cfg.autoencoder is not None:
                 ae, _ = load_autoencoder(cfg.autoencoder)
                 model.pretransform.model.load_state_dict(ae.state_dict())
@@ -109,12 +112,14 @@ def prepare_init_dir(cfg: DiTTrainConfig, run_dir: Path, latent_scale: float | N
     return init_dir
 
 
-def load_trained_weights(model: TextToAudio, source: str | Path) -> None:
+def load_trained_weights(model: TextToAudio, source: str | Path, new_keys: tuple[str, ...] = ()) -> None:
     """Copy a trained model's DiT and conditioner weights into ``model`` (its autoencoder is left alone);
+    keys starting with one of ``new_keys`` may be absent from ``source`` and keep their initial values.
     ModelLoadError names the keys that do not fit."""
     given = {k: v for k, v in normalize_keys(read_state_dict(resolve_model_dir(source))).items()
              if not k.startswith("pretransform.")}
-    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.")}
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.")
+                and not (k not in given and k.startswith(new_keys))}
     try:
         check_state_dict(expected, given)
     except ModelLoadError as e:

@@ -51,6 +51,13 @@ class LiteDiT:
             return l2_normalize(t)
         return t
 
+    def _positions(self, n: int) -> Array:
+        """The absolute sin/cos position features (``use_sinusoidal_emb``) for n tokens."""
+        half = self.cfg.embed_dim // 2
+        inv_freq = 10000.0 ** -(np.arange(half, dtype=np.float32) / half)
+        angles = np.outer(np.arange(n, dtype=np.float32), inv_freq)
+        return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1) * self.w["transformer.pos_emb.scale"]
+
     def _rotary(self, n: int) -> tuple[Array, Array]:
         freqs = np.outer(np.arange(n, dtype=np.float32), self._inv_freq)
         freqs = np.concatenate([freqs, freqs], axis=-1)
@@ -109,6 +116,8 @@ class LiteDiT:
             n_prepend = 1
         else:
             ada = self._mlp("transformer.global_cond_embedder", global_embed)  # [B, 6 dim]
+        if cfg.sinusoidal_pos_emb:
+            h = h + self._positions(h.shape[1])
         cos, sin = self._rotary(h.shape[1])
         for i in range(cfg.depth):
             h = self._block(i, h, ada, cos, sin, prep.context_kv[i])
