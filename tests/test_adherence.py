@@ -88,3 +88,19 @@ def test_estimates_score_like_features():
     attrs = {"family": "tonal", "loudness": "loud", "pan": "center", "register": "mid"}
     assert adherence.check_estimates(adherence.estimate_attributes(features), attrs) == \
         adherence.check_features(features, attrs)
+
+
+def test_beat_regularity_separates_a_beat_from_onsets_at_random_times():
+    spec = SynthbenchSpec(n=40, seed=3, seconds=5.0, sample_rate=16000)
+    rhythmic = [adherence.beat_regularity(analyse(a, spec.sample_rate))
+                for a, row in iter_clips(spec) if "tempo" in row["attributes"]]
+    assert len(rhythmic) >= 10 and min(rhythmic) > 0.45 and np.mean(rhythmic) > 0.7
+    sr, rng = 16000, np.random.default_rng(0)
+    t = np.arange(int(0.15 * sr)) / sr
+    burst = 0.3 * np.sin(2 * np.pi * 440 * t) * np.exp(-20 * t)
+    for _ in range(3):  # the same plucks, at unrelated times
+        x = np.zeros(5 * sr)
+        for start in rng.uniform(0.1, 4.7, 10):
+            x[int(start * sr):int(start * sr) + t.size] += burst
+        assert adherence.beat_regularity(analyse(np.stack([x, x]), sr)) < 0.3
+    assert adherence.beat_regularity(analyse(np.zeros((2, 5 * sr)), sr)) == 0.0

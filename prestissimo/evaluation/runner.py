@@ -153,13 +153,19 @@ def evaluate_clip_sets(entries: Sequence[ManifestEntry], clip_sets: list[list[np
     if k >= 2:
         report["diversity_conditional"] = conditional_diversity(embeddings, metric)
     if any(e.attributes for e in entries):
-        estimates: dict[int, dict[str, Any]] = {}  # each clip analysed once, scored against many prompts
+        features: dict[int, Any] = {}  # each clip analysed once, scored against many prompts
+        estimates: dict[int, dict[str, Any]] = {}
+
+        def analysed(i: int) -> Any:
+            if i not in features:
+                features[i] = analyse(first[i], sample_rate)
+            return features[i]
 
         def check(i: int, entry: ManifestEntry) -> dict[str, bool]:
             if not adherence.applicable(entry.attributes, mentioned=entry.mentioned or None):
                 return {}
             if i not in estimates:
-                estimates[i] = adherence.estimate_attributes(analyse(first[i], sample_rate))
+                estimates[i] = adherence.estimate_attributes(analysed(i))
             return adherence.check_estimates(estimates[i], entry.attributes, entry.mentioned or None)
 
         summary = adherence.summarize([check(i, e) for i, e in enumerate(entries)])
@@ -172,6 +178,10 @@ def evaluate_clip_sets(entries: Sequence[ManifestEntry], clip_sets: list[list[np
             report["adherence_chance"] = chance.mean
             report["adherence_chance_p95"] = chance.p95
             report["adherence_p_value"] = chance.p_value
+        rhythmic = [i for i, e in enumerate(entries) if "tempo" in e.attributes]  # melodies and grooves
+        if rhythmic:
+            report["beat_regularity"] = float(np.mean([adherence.beat_regularity(analysed(i)) for i in rhythmic]))
+            report["beat_regularity_clips"] = len(rhythmic)
     if clap is not None:
         from prestissimo.evaluation.alignment import clap_score
 
@@ -192,7 +202,7 @@ def format_report(report: dict[str, Any]) -> str:
              "adherence_chance_p95": "  chance, 95th percentile", "adherence_p_value": "  p-value (permutation test)",
              "diversity_conditional": f"diversity per prompt ({report['diversity_metric']})",
              "diversity_unconditional": f"diversity overall ({report['diversity_metric']})",
-             "clap_score": "CLAP score"}
+             "beat_regularity": "beat regularity (melodies, grooves)", "clap_score": "CLAP score"}
     for key, label in names.items():
         value = report.get(key)
         if isinstance(value, float):
