@@ -106,3 +106,13 @@ def test_the_card_names_a_pingpong_eta_and_lists_extra_evaluations_beside_the_sh
     lines = card.score_rows([("shipped", metrics(300.0, eta=0.9)), ("published", metrics(250.0, eta=1.0))])
     assert lines[2].startswith("| shipped | pingpong (eta 0.9) / 8 / 1 |") and "| 300.0 |" in lines[2]
     assert lines[3].startswith("| published | pingpong / 8 / 1 |") and "| 250.0 |" in lines[3]
+
+
+def test_the_card_adds_beat_regularity_where_an_evaluation_measured_it():
+    from conftest import load_script
+
+    card = load_script("recipes/default_model/card.py")
+    old = {"adherence_attributes": {"tempo": 0.35}}
+    new = {"adherence_attributes": {"tempo": 0.9}, "beat_regularity": 0.71}
+    assert not any("beat" in line for line in card.attribute_rows([("a", old)]))
+    assert card.attribute_rows([("a", old), ("b", new)])[-1] == "| beat regularity (melodies, grooves) | - | 0.71 |"

@@ -51,6 +51,9 @@ def attribute_rows(rows: list[tuple[str, dict]]) -> list[str]:
              "|---|" + "---:|" * len(rows)]
     for n in names:
         lines.append(f"| {n} | " + " | ".join(_fmt(m.get("adherence_attributes", {}).get(n)) for _, m in rows) + " |")
+    if any("beat_regularity" in m for _, m in rows):  # does it keep a beat at all (prestissimo eval)
+        lines.append("| beat regularity (melodies, grooves) | "
+                     + " | ".join(_fmt(m.get("beat_regularity"), 2) for _, m in rows) + " |")
     return lines
 
 
