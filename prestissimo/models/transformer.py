@@ -43,7 +43,7 @@ class RotaryEmbedding(nn.Module):
 class ScaledSinusoidalEmbedding(nn.Module):
     """Absolute position as sin/cos features times one learned scale (stable-audio-tools'
     ``use_sinusoidal_emb``). Rotary attention only sees offsets between tokens; this tells each token
-    where it sits in the clip, which a beat grid anchored at the clip's start needs."""
+    where it sits in the clip."""
 
     def __init__(self, dim: int, theta: float = 10000.0):
         super().__init__()
