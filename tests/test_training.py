@@ -562,6 +562,13 @@ def test_a_run_may_add_named_modules_to_the_weights_it_starts_from(tmp_path):
     with pytest.raises(ModelLoadError, match="missing keys"):  # a prefix covers only what it names
         prepare_init_dir(DiTTrainConfig(model=with_positions, init_from=str(trained),
                                         init_new_keys=["model.model.transformer.layers."]), tmp_path / "wrong")
+    with pytest.raises(ModelLoadError, match="name no key"):
+        prepare_init_dir(DiTTrainConfig(model=with_positions, init_from=str(trained),
+                                        init_new_keys=["model.model.pos_emb."]), tmp_path / "typo")
+    with pytest.raises(ValueError, match="non-empty"):  # "" would let every key go missing
+        DiTTrainConfig(init_from=str(trained), init_new_keys=[""]).validate()
+    with pytest.raises(ValueError, match="set init_from"):
+        DiTTrainConfig(init_new_keys=["model.model.transformer.pos_emb."]).validate()
 
 
 def test_latent_cache_stores_raw_means_whatever_the_pretransform_scale(latents, tmp_path):

