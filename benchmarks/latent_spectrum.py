@@ -7,7 +7,13 @@ For each `prestissimo encode` folder: the share of the per-channel latent varian
 removed) in modulation bands, from the mean power spectrum along time, and the lag-1
 autocorrelation of consecutive frames (near 1: smooth; near 0: each frame unrelated to the last).
 
-    python benchmarks/latent_spectrum.py LATENTS_DIR [LATENTS_DIR ...] [--clips 400]
+Then where the loudness envelope lives: the R^2 of a linear read-out of the source audio's log
+loudness (per latent frame, 40 ms smoothing) from the latents' local mean and from their local
+log-power over the same 40 ms. A denoiser predicts a mean, so an envelope that only the power
+carries (a second-order statistic) is one it cannot lay out early in sampling
+(prestissimo/models/envelopes.py).
+
+    python benchmarks/latent_spectrum.py LATENTS_DIR [LATENTS_DIR ...] [--clips 400] [--readout-clips 200]
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 from safetensors.torch import load_file
+
+from prestissimo.models.envelopes import band_log_energies
 
 BANDS_HZ = ((0.0, 2.0), (2.0, 8.0), (8.0, 16.0), (16.0, 32.0), (32.0, float("inf")))
 
@@ -51,10 +60,50 @@ def lag1_autocorrelation(latents: torch.Tensor) -> float:
     return float((z[..., 1:] * z[..., :-1]).mean() / (z * z).mean())
 
 
+def _moving_average(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Centred moving average along the last axis of [channels, frames] (edges replicated)."""
+    kernel = torch.full((x.shape[0], 1, width), 1.0 / width, dtype=x.dtype)
+    padded = torch.nn.functional.pad(x[None], ((width - 1) // 2, width // 2), mode="replicate")
+    return torch.nn.functional.conv1d(padded, kernel, groups=x.shape[0])[0]
+
+
+def _r2(features: torch.Tensor, target: torch.Tensor) -> float:
+    """R^2 of the least-squares fit target ~ features @ w + b (rows: frames)."""
+    x = torch.cat([features, torch.ones(len(features), 1, dtype=features.dtype)], 1)
+    w = torch.linalg.lstsq(x, target[:, None]).solution
+    return float(1 - ((target - (x @ w)[:, 0]) ** 2).mean() / target.var(unbiased=False))
+
+
+def envelope_readout(folder: Path, clips: int, smoothing_s: float = 0.04) -> tuple[float, float]:
+    """(R^2 from the local mean, R^2 from the local log-power) of the source audio's log loudness."""
+    index = json.loads((folder / "latents.json").read_text())
+    rate, hop = index["frames_per_second"], int(round(index["sample_rate"] / index["frames_per_second"]))
+    width = max(1, int(round(smoothing_s * rate)))
+    shards: dict[str, torch.Tensor] = {}
+    means, powers, loudness = [], [], []
+    for row in index["rows"][:clips]:
+        if row["shard"] not in shards:
+            shards[row["shard"]] = load_file(str(folder / row["shard"]))["latents"]
+        z = shards[row["shard"]][row["offset"], :, : row["frames"]].double()
+        audio, _ = sf.read(row["source"], dtype="float32", always_2d=True)
+        frames = min(z.shape[-1], len(audio) // hop)
+        if frames < width:
+            continue
+        audio_t = torch.from_numpy(audio.T[None, :, : frames * hop].copy())
+        loud = band_log_energies(audio_t, index["sample_rate"], [(0.0, float("inf"))], hop, width)[0, 0]
+        z = z[:, :frames]
+        means.append(_moving_average(z, width).T)
+        powers.append(torch.log(_moving_average(z**2, width) + 1e-6).T)
+        loudness.append(loud.double())
+    target = torch.cat(loudness)
+    return _r2(torch.cat(means), target), _r2(torch.cat(powers), target)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", type=Path, nargs="+")
     parser.add_argument("--clips", type=int, default=400)
+    parser.add_argument("--readout-clips", type=int, default=200, help="clips for the envelope read-out (0: skip)")
     args = parser.parse_args()
     bands = " | ".join(f"{lo:g}-{hi:g} Hz" if hi != float("inf") else f">{lo:g} Hz" for lo, hi in BANDS_HZ)
     print(f"| latents | frames/s | dims | {bands} | lag-1 autocorr |")
@@ -63,6 +112,11 @@ def main() -> None:
         z, rate = load_latents(folder, args.clips)
         shares = " | ".join(f"{s:.2f}" for s in band_shares(z, rate))
         print(f"| {folder} | {rate:g} | {z.shape[1]} | {shares} | {lag1_autocorrelation(z):.2f} |")
+    if args.readout_clips:
+        print("\n| latents | envelope R^2 from local mean | from local log-power |\n|---|---:|---:|")
+        for folder in args.folders:
+            from_mean, from_power = envelope_readout(folder, args.readout_clips)
+            print(f"| {folder} | {from_mean:.3f} | {from_power:.3f} |")
 
 
 if __name__ == "__main__":

@@ -205,22 +205,29 @@ class TextToAudio(nn.Module):
 
     @torch.no_grad()
     def encode_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        """Audio [C, T] or [B, C, T] at ``sample_rate`` -> latents [B, latent_dim, latent_length]: cropped
-        or zero-padded to the model's window, as the DiT sees them."""
+        """Audio [C, T] or [B, C, T] at ``sample_rate`` -> latents [B, io_channels, latent_length]: cropped
+        or zero-padded to the model's window, as the DiT sees them (envelope channels appended if it has any)."""
         if audio.dim() == 2:
             audio = audio[None]
         if audio.shape[1] != self.config.audio_channels:
             raise ValueError(f"init audio has {audio.shape[1]} channels; the model makes {self.config.audio_channels}")
         window = self.config.sample_size
         audio = torch.nn.functional.pad(audio[..., :window], (0, max(0, window - audio.shape[-1])))
-        return self.pretransform.model.encode(audio.to(self.device, self.dtype))
+        latents = self.pretransform.model.encode(audio.to(self.device, self.dtype))
+        if self.config.envelope is None:
+            return latents
+        from prestissimo.models.envelopes import envelope_channels
+
+        env = envelope_channels(audio.float().cpu(), self.sample_rate, self.config.envelope)
+        return torch.cat([latents, env[..., : latents.shape[-1]].to(latents)], 1)
 
     @torch.no_grad()
     def generate_latents(self, prompts: Sequence[str], seconds: float | None = None, steps: int | None = None,
                          sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
                          progress: Callable[[int, int], None] | None = None, init_audio: torch.Tensor | None = None,
                          init_noise_level: float = 1.0, eta: float | None = None) -> torch.Tensor:
-        """Sample latents [B, latent_dim, L] for the model's full window (conditioned on ``seconds``).
+        """Sample latents [B, io_channels, L] (the autoencoder's, then any envelope channels) for the model's
+        full window (conditioned on ``seconds``).
 
         Audio-to-audio: with ``init_audio`` ([C, T] at ``sample_rate``) sampling starts from its latents
         noised to ``init_noise_level`` t (1 = pure noise, the input is ignored; lower keeps more of it)
@@ -253,6 +260,8 @@ class TextToAudio(nn.Module):
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents [B, io_channels, L] -> audio; envelope channels, if the model generates any, are dropped."""
+        latents = latents[:, : self.config.autoencoder.latent_dim]
         if self.fast is not None:
             return self.fast.decode(latents)
         return self.pretransform.model.decode(latents.to(self.dtype))

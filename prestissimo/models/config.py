@@ -118,6 +118,57 @@ class AutoencoderConfig:
         return pre
 
 
+DEFAULT_BANDS_HZ = ((0.0, 250.0), (250.0, 1000.0), (1000.0, 4000.0), (4000.0, 24000.0))
+
+
+@dataclass
+class EnvelopeSpec:
+    """How envelope channels (models/envelopes.py) are computed and normalised; stored in the model
+    config and in latent caches.
+
+    bands_hz: [low, high) edges of each band; one channel per band.
+    hop: audio samples per frame (the autoencoder's downsampling ratio, so frames line up with latents).
+    smoothing: frames of the moving average over each band's log energy.
+    mean, std: per-band statistics of the training data's log energies (the DiT sees unit variance).
+    """
+
+    bands_hz: list[tuple[float, float]] = field(default_factory=lambda: [tuple(b) for b in DEFAULT_BANDS_HZ])
+    hop: int = 64
+    smoothing: int = 5
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+
+    @property
+    def channels(self) -> int:
+        return len(self.bands_hz)
+
+    def validate(self) -> None:
+        if not self.bands_hz:
+            raise ValueError("an envelope needs at least one band")
+        for lo, hi in self.bands_hz:
+            if not 0.0 <= lo < hi:
+                raise ValueError(f"envelope band [{lo}, {hi}) Hz is empty or negative")
+        if self.hop < 1 or self.smoothing < 1:
+            raise ValueError("envelope hop and smoothing must be >= 1")
+        if self.mean or self.std:
+            if len(self.mean) != self.channels or len(self.std) != self.channels:
+                raise ValueError(f"envelope mean/std need {self.channels} values (one per band)")
+            if min(self.std) <= 0:
+                raise ValueError("envelope std must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bands_hz": [list(b) for b in self.bands_hz], "hop": self.hop, "smoothing": self.smoothing,
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EnvelopeSpec":
+        spec = cls(bands_hz=[(float(lo), float(hi)) for lo, hi in d["bands_hz"]], hop=int(d["hop"]),
+                   smoothing=int(d.get("smoothing", 5)), mean=[float(v) for v in d.get("mean", [])],
+                   std=[float(v) for v in d.get("std", [])])
+        spec.validate()
+        return spec
+
+
 @dataclass
 class DiTConfig:
     """stable-audio-tools ``DiffusionTransformer`` with a ``continuous_transformer`` trunk."""
@@ -247,7 +298,14 @@ class ModelConfig:
     objective: Objective = "v"
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
     edm_sigma_data: float = 0.5  # EDM preconditioning (objective "edm"): the data's standard deviation
+    # Band loudness envelopes the DiT generates after the latent channels and the decoder never sees
+    # (models/envelopes.py says why); None: the DiT generates latents only.
+    envelope: EnvelopeSpec | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def envelope_channels(self) -> int:
+        return self.envelope.channels if self.envelope is not None else 0
 
     @property
     def latent_length(self) -> int:
@@ -312,6 +370,7 @@ class ModelConfig:
             objective=objective,
             sampling=sampling,
             edm_sigma_data=float(ours.get("edm", {}).get("sigma_data", 0.5)),
+            envelope=_envelope_spec(ours.get("envelope")),
             raw=copy.deepcopy(d),
         )
         cfg.validate()
@@ -322,10 +381,10 @@ class ModelConfig:
         for cid in self.cross_attention_cond_ids + self.global_cond_ids:
             if cid not in ids:
                 raise ConfigError(f"conditioning id {cid!r} is used by the DiT but not defined in conditioning.configs")
-        if self.dit.io_channels != self.autoencoder.latent_dim:
-            raise ConfigError(
-                f"DiT io_channels {self.dit.io_channels} != autoencoder latent_dim {self.autoencoder.latent_dim}"
-            )
+        if self.dit.io_channels != self.autoencoder.latent_dim + self.envelope_channels:
+            extra = f" + {self.envelope_channels} envelope channels" if self.envelope_channels else ""
+            raise ConfigError(f"DiT io_channels {self.dit.io_channels} != autoencoder latent_dim "
+                              f"{self.autoencoder.latent_dim}{extra}")
         if self.sample_size % self.autoencoder.downsampling_ratio:
             raise ConfigError("sample_size must be a multiple of the autoencoder downsampling ratio")
         if self.latent_length % self.dit.patch_size:
@@ -362,4 +421,19 @@ class ModelConfig:
         d["prestissimo"] = {**d.get("prestissimo", {}), "sampling": asdict(self.sampling)}
         if self.objective == "edm":
             d["prestissimo"]["edm"] = {"sigma_data": self.edm_sigma_data}
+        d["prestissimo"].pop("envelope", None)
+        if self.envelope is not None:
+            d["prestissimo"]["envelope"] = self.envelope.to_dict()
         return d
+
+
+def _envelope_spec(d: dict[str, Any] | None) -> EnvelopeSpec | None:
+    if d is None:
+        return None
+    try:
+        spec = EnvelopeSpec.from_dict(d)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"prestissimo.envelope: {e}") from None
+    if not spec.mean:
+        raise ConfigError("prestissimo.envelope has no mean/std: the model cannot normalise audio it encodes")
+    return spec

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prestissimo.posttrain.arc import ARCConfig, ARCTask
 from prestissimo.training.distributed import barrier, init_distributed, shutdown_distributed
-from prestissimo.training.run import check_run_dir, fit_task
+from prestissimo.training.run import check_latent_channels, check_run_dir, fit_task
 
 
 def _latents_for(data: Path, base: str | Path, run_dir: Path, frames: int, rank0: bool) -> Path:
@@ -24,7 +24,8 @@ def _latents_for(data: Path, base: str | Path, run_dir: Path, frames: int, rank0
         base_model = TextToAudio.from_pretrained(base, load_text_encoder=False)
         ae = base_model.pretransform.model
         seconds = frames * ae.downsampling_ratio / base_model.sample_rate
-        encode_dataset(ae, base_model.sample_rate, read_manifest(data), target, seconds)
+        encode_dataset(ae, base_model.sample_rate, read_manifest(data), target, seconds,
+                       envelope=base_model.config.envelope)
     return target
 
 
@@ -45,10 +46,7 @@ def posttrain_arc(cfg: ARCConfig, base: str | Path, data: str | Path, run_dir: s
         latents = _latents_for(data, base, run_dir, model_cfg.latent_length, info.is_main)
         barrier(info)
         dataset = LatentDataset(latents, frames=model_cfg.latent_length)
-        channels = int(dataset.index.get("latent_dim", model_cfg.dit.io_channels))
-        if channels != model_cfg.dit.io_channels:
-            raise ValueError(f"{latents} holds {channels}-channel latents; the base model's DiT reads "
-                             f"{model_cfg.dit.io_channels}: encode the data with the base model's autoencoder")
+        check_latent_channels(dataset, model_cfg, latents)
         # The cache stores raw autoencoder means; the base model reads them divided by its own scale.
         dataset.scale = model_cfg.autoencoder.scale
         fit_task(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)

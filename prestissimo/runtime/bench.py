@@ -120,7 +120,7 @@ def make_probe(tta, setup: "BenchSetup", cond: Conditioning) -> Probe:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(setup.batch, cfg.dit.io_channels, cfg.latent_length, generator=g).to(tta.device)
     t = torch.full((setup.batch,), 0.7, device=tta.device)
-    latents = (torch.randn(x.shape, generator=g) * 0.5).to(tta.device)
+    latents = (torch.randn(x.shape, generator=g) * 0.5).to(tta.device)[:, : cfg.autoencoder.latent_dim]
     with torch.no_grad():
         x0 = tta.guided_denoiser(cond, setup.cfg_scale, plain=True)(x, t)
         audio = tta.pretransform.model.decode(latents)
@@ -139,7 +139,7 @@ def count_flops(tta, setup: BenchSetup, cond: Conditioning) -> tuple[int, int]:
     denoise = tta.guided_denoiser(cond, setup.cfg_scale, plain=True)
     with torch.no_grad():
         dit = _flops(lambda: denoise(x, t))
-        dec = _flops(lambda: tta.pretransform.model.decode(torch.zeros_like(x[:1]))) * setup.batch
+        dec = _flops(lambda: tta.pretransform.model.decode(x[:1, : cfg.autoencoder.latent_dim])) * setup.batch
     return dit, dec
 
 

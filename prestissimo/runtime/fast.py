@@ -102,7 +102,7 @@ class FastPath:
             return self.denoiser(x.to(self.dtype), t.to(self.dtype), cond).to(x.dtype)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        z = (latents * self.scale).to(self.decode_dtype)
+        z = (latents[:, : self.latent_dim] * self.scale).to(self.decode_dtype)  # envelope channels dropped
         with torch.no_grad():
             chunk = self.options.decode_chunk_frames
             if chunk is None or chunk >= z.shape[-1]:

@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--out", type=Path, required=True, help="folder for latent shards + latents.json")
     enc.add_argument("--seconds", type=_number, default=5.0, help="length encoded per clip (zero-padded)")
     enc.add_argument("--batch-size", type=int, default=8)
+    enc.add_argument("--envelopes", action="store_true",
+                     help="also cache band loudness envelopes, which a DiT trained on the cache generates beside "
+                          "the latents (models/envelopes.py says why)")
     enc.add_argument("--quiet", action="store_true")
 
     t = sub.add_parser("train", help="train an autoencoder or a base DiT (resumable; torchrun for several processes)")
@@ -354,7 +357,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "sample_rate": cfg.sample_rate,
         "audio_channels": cfg.audio_channels,
         "window_seconds": round(cfg.max_seconds, 3),
-        "latent": f"{cfg.dit.io_channels} x {cfg.latent_length} (downsampling {cfg.autoencoder.downsampling_ratio}x)",
+        "latent": f"{cfg.dit.io_channels} x {cfg.latent_length} (downsampling {cfg.autoencoder.downsampling_ratio}x"
+                  + (f"; {cfg.envelope_channels} of the channels are band envelopes)" if cfg.envelope else ")"),
         "dit": f"embed {cfg.dit.embed_dim}, depth {cfg.dit.depth}, heads {cfg.dit.num_heads}",
         "text_encoder": ", ".join(f"{c.config.get('t5_model_name')} (max {c.config.get('max_length')} tokens)"
                                   for c in text) or "none",
@@ -585,6 +589,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    from ..models.config import EnvelopeSpec
     from ..data.latents import encode_dataset
     from ..data.manifest import read_manifest
     from ..models.autoencoder_io import load_autoencoder
@@ -593,7 +598,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         raise UserError("--batch-size must be >= 1 and --seconds > 0")
     ae, sample_rate = load_autoencoder(args.autoencoder)
     index = encode_dataset(ae, sample_rate, read_manifest(args.data), args.out, args.seconds, args.batch_size,
-                           progress=not args.quiet)
+                           progress=not args.quiet, envelope=EnvelopeSpec() if args.envelopes else None)
     print(index)
     return 0
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from prestissimo.models.autoencoder_io import load_autoencoder, read_autoencoder_config
 from prestissimo.models.config import ModelConfig
+from prestissimo.models.config import EnvelopeSpec
 from prestissimo.models.factory import create_random_model
 from prestissimo.models.loading import (ModelLoadError, check_state_dict, normalize_keys, read_state_dict,
                                         resolve_model_dir)
@@ -78,9 +79,11 @@ class DiTTrainConfig:
             raise ValueError(f"init_new_keys must be non-empty key prefixes, got {self.init_new_keys!r}")
 
 
-def build_model_config(cfg: DiTTrainConfig, latent_scale: float | None = None) -> dict[str, Any]:
+def build_model_config(cfg: DiTTrainConfig, latent_scale: float | None = None,
+                       envelope: EnvelopeSpec | None = None) -> dict[str, Any]:
     """The model_config.json of the model being trained: the chosen architecture, the trained
-    autoencoder spliced in as its pretransform, the training objective and sampling defaults."""
+    autoencoder spliced in as its pretransform, the training objective and sampling defaults; with
+    ``envelope`` (a latent cache's) the DiT also generates the envelope channels."""
     d = preset(cfg.model) if isinstance(cfg.model, str) else copy.deepcopy(cfg.model)
     if cfg.autoencoder is not None:
         ae_cfg, sample_rate, _ = read_autoencoder_config(cfg.autoencoder)
@@ -89,22 +92,26 @@ def build_model_config(cfg: DiTTrainConfig, latent_scale: float | None = None) -
         d["sample_rate"] = sample_rate
         d["audio_channels"] = ae_cfg.audio_channels
         d["model"]["pretransform"] = ae_cfg.to_pretransform(sample_rate)
-        d["model"]["diffusion"]["config"]["io_channels"] = ae_cfg.latent_dim
+        d["model"]["diffusion"]["config"]["io_channels"] = ae_cfg.latent_dim + (envelope.channels if envelope else 0)
         d["model"]["io_channels"] = ae_cfg.latent_dim
         ratio = ae_cfg.downsampling_ratio
         d["sample_size"] = max(ratio, d["sample_size"] // ratio * ratio)
     d["model"]["diffusion"]["diffusion_objective"] = cfg.objective
     ours = d.setdefault("prestissimo", {})
     ours.pop("sampling", None)  # objective defaults (from_dict) unless the recipe sets them
+    ours.pop("envelope", None)
+    if envelope is not None:
+        ours["envelope"] = envelope.to_dict()
     return d
 
 
-def prepare_init_dir(cfg: DiTTrainConfig, run_dir: Path, latent_scale: float | None = None) -> Path:
+def prepare_init_dir(cfg: DiTTrainConfig, run_dir: Path, latent_scale: float | None = None,
+                     envelope: EnvelopeSpec | None = None) -> Path:
     """RUN/init: the untrained model (or ``init_from``'s weights) with the trained autoencoder (the
     evaluation baseline and the starting point). Written once, by one process, before training starts."""
     init_dir = run_dir / "init"
     if not (init_dir / "model.safetensors").is_file():
-        create_random_model(build_model_config(cfg, latent_scale), init_dir, seed=cfg.loop.seed)
+        create_random_model(build_model_config(cfg, latent_scale, envelope), init_dir, seed=cfg.loop.seed)
         if cfg.autoencoder is not None or cfg.init_from is not None:
             model = TextToAudio.from_pretrained(init_dir)
             if cfg.init_from is not None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from prestissimo.models.config import ModelConfig
 
 from prestissimo.training.autoencoder import AETrainConfig, AutoencoderTask
 from prestissimo.training.config import LoopConfig, to_dict
 from prestissimo.training.dit import DiTTask, DiTTrainConfig, prepare_init_dir
 from prestissimo.training.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
 from prestissimo.training.loop import Dataset, Trainer, TrainTask
+
+if TYPE_CHECKING:
+    from prestissimo.data.latents import LatentDataset
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +85,28 @@ def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, res
         dataset = LatentDataset(latents)
         cfg.validate()
         if info.is_main:
-            prepare_init_dir(cfg, run_dir, latent_scale=dataset.scale)
+            prepare_init_dir(cfg, run_dir, latent_scale=dataset.scale, envelope=dataset.envelope)
         barrier(info)
         task = DiTTask(cfg, run_dir, run_dir / "init")
+        check_latent_channels(dataset, task.config, latents)
         dataset.frames = task.config.latent_length  # crop the cached latents to the model's window
         fit_task(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
         return run_dir / "model"
     finally:
         shutdown_distributed()
+
+
+def check_latent_channels(dataset: "LatentDataset", model_cfg: ModelConfig, folder: str | Path) -> None:
+    """Refuse a latent cache whose channels (latents, envelopes) are not what the model's DiT reads;
+    the cache's envelopes are then normalised with the model's statistics."""
+    has, wants = dataset.envelope is not None, model_cfg.envelope is not None
+    if has != wants or dataset.channels != model_cfg.dit.io_channels:
+        def describe(latent: int, env: int) -> str:
+            return f"{latent} latent" + (f" + {env} envelope" if env else "") + " channels"
+        cache = describe(int(dataset.index["latent_dim"]), dataset.envelope.channels if has else 0)
+        model = describe(model_cfg.autoencoder.latent_dim, model_cfg.envelope_channels)
+        hint = ("re-encode with `prestissimo encode --envelopes`" if wants and not has else
+                "re-encode without --envelopes" if has and not wants else "encode with the model's autoencoder")
+        raise ValueError(f"{folder} holds {cache}; the model's DiT reads {model}: {hint}")
+    if model_cfg.envelope is not None:
+        dataset.envelope = model_cfg.envelope

@@ -243,6 +243,7 @@ class LiteTextToAudio:
         """Text -> audio [B, channels, samples] at ``sample_rate``, as ``TextToAudio.generate``."""
         req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed, eta=eta)
         latents = self.generate_latents(req, progress)
+        latents = latents[:, : self.config.autoencoder.latent_dim]  # envelope channels are not decoded
         audio = self.decoder(latents * np.float32(self.config.autoencoder.scale))
         return audio[..., : int(round(req.seconds * self.sample_rate))]
 

@@ -1,0 +1,256 @@
+"""Envelope channels: band loudness envelopes a DiT generates beside the autoencoder latents."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from prestissimo import TextToAudio
+from prestissimo.models.config import ConfigError, EnvelopeSpec, ModelConfig
+from prestissimo.models.envelopes import ENERGY_FLOOR, band_log_energies, envelope_channels
+
+from conftest import bert_model_config, make_bert_model
+
+RATE, HOP = 8000, 8
+BANDS = [(0.0, 250.0), (250.0, 1000.0), (1000.0, 4000.0)]
+
+
+def tone(freq: float, seconds: float = 0.5, rate: int = RATE) -> torch.Tensor:
+    t = torch.arange(int(seconds * rate)) / rate
+    return torch.sin(2 * math.pi * freq * t)
+
+
+def envelope_config(bands=BANDS) -> dict:
+    """bert_model_config with envelope channels: the DiT reads latent_dim + len(bands) channels."""
+    c = bert_model_config()
+    spec = EnvelopeSpec(bands_hz=list(bands), hop=HOP, mean=[-6.0] * len(bands), std=[4.0] * len(bands))
+    c.setdefault("prestissimo", {})["envelope"] = spec.to_dict()
+    c["model"]["diffusion"]["config"]["io_channels"] = c["model"]["io_channels"] + len(bands)
+    return c
+
+
+@pytest.fixture(scope="module")
+def envelope_model_dir(tmp_path_factory):
+    return make_bert_model(tmp_path_factory.mktemp("envelope_model"), envelope_config(), seed=2)
+
+
+def test_a_tone_lands_in_its_band_and_silence_sits_at_the_floor():
+    audio = torch.stack([tone(500.0), torch.zeros(RATE // 2)])[:, None].repeat(1, 2, 1)  # [2, stereo, T]
+    env = band_log_energies(audio, RATE, BANDS, HOP)
+    assert env.shape == (2, 3, RATE // 2 // HOP)
+    middle = env[0, :, 10:-10]
+    assert (middle[1] > middle[0] + 5).all() and (middle[1] > middle[2] + 5).all()  # e^5: 150x the power
+    assert torch.allclose(env[1], torch.full_like(env[1], math.log(ENERGY_FLOOR)))
+
+
+def test_envelope_frames_line_up_with_latent_frames():
+    """Frame i covers the audio around sample i * hop, as latent frame i of a hop-x autoencoder does."""
+    onset_frame = 100
+    audio = torch.zeros(1, 1, 200 * HOP)
+    audio[..., onset_frame * HOP:] = tone(600.0, 100 * HOP / RATE)
+    env = band_log_energies(audio, RATE, BANDS, HOP, smoothing=1)[0, 1]
+    half = (env.max() + env.min()) / 2
+    assert abs(int(torch.nonzero(env > half)[0]) - onset_frame) <= 1
+
+
+def test_smoothing_averages_energy_over_neighbouring_frames():
+    audio = (torch.rand(1, 1, 64 * HOP) - 0.5) * torch.linspace(0, 1, 64 * HOP)
+    raw = band_log_energies(audio, RATE, BANDS, HOP, smoothing=1).exp()
+    smooth = band_log_energies(audio, RATE, BANDS, HOP, smoothing=3).exp()
+    torch.testing.assert_close(smooth[..., 1:-1], (raw[..., :-2] + raw[..., 1:-1] + raw[..., 2:]) / 3,
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_bad_audio_and_bad_specs_are_refused():
+    with pytest.raises(ValueError, match="batch, channels, samples"):
+        band_log_energies(torch.zeros(100), RATE, BANDS, HOP)
+    with pytest.raises(ValueError, match="shorter than one envelope frame"):
+        band_log_energies(torch.zeros(1, 1, HOP - 1), RATE, BANDS, HOP)
+    with pytest.raises(ValueError, match="no statistics"):
+        envelope_channels(torch.zeros(1, 1, 64), RATE, EnvelopeSpec(bands_hz=BANDS, hop=HOP))
+    with pytest.raises(ValueError, match="empty"):
+        EnvelopeSpec(bands_hz=[(300.0, 300.0)]).validate()
+    with pytest.raises(ValueError, match="one per band"):
+        EnvelopeSpec(bands_hz=BANDS, mean=[0.0], std=[1.0]).validate()
+
+
+def test_the_model_config_keeps_its_envelope_and_checks_the_dit_reads_it():
+    cfg = ModelConfig.from_dict(envelope_config())
+    assert cfg.envelope_channels == 3 and cfg.dit.io_channels == cfg.autoencoder.latent_dim + 3
+    again = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again.envelope == cfg.envelope
+    wrong = envelope_config()
+    wrong["model"]["diffusion"]["config"]["io_channels"] -= 1
+    with pytest.raises(ConfigError, match="3 envelope channels"):
+        ModelConfig.from_dict(wrong)
+    no_stats = envelope_config()
+    no_stats["prestissimo"]["envelope"].update(mean=[], std=[])
+    with pytest.raises(ConfigError, match="no mean/std"):
+        ModelConfig.from_dict(no_stats)
+    bad = envelope_config()
+    bad["prestissimo"]["envelope"]["std"] = [1.0, 0.0, 1.0]
+    with pytest.raises(ConfigError, match="std must be positive"):
+        ModelConfig.from_dict(bad)
+
+
+def test_a_model_with_envelopes_decodes_only_its_latent_channels(envelope_model_dir):
+    tta = TextToAudio.from_pretrained(envelope_model_dir)
+    latents = tta.generate_latents(["a low hum"], seconds=0.5, steps=2, seed=0)
+    assert latents.shape[1] == tta.config.autoencoder.latent_dim + 3
+    other = latents.clone()
+    other[:, -3:] = torch.randn_like(other[:, -3:]) * 10
+    torch.testing.assert_close(tta.decode(latents), tta.decode(other))
+    audio = tta.generate(["a low hum"], seconds=0.5, steps=2, seed=0)
+    assert audio.shape[-1] == RATE // 2 and torch.isfinite(audio).all()
+
+
+def test_audio_to_audio_appends_the_init_audios_own_envelopes(envelope_model_dir):
+    tta = TextToAudio.from_pretrained(envelope_model_dir)
+    audio = tone(300.0, tta.config.max_seconds)[None].repeat(2, 1) * 0.5
+    latents = tta.encode_audio(audio)
+    d = tta.config.autoencoder.latent_dim
+    assert latents.shape == (1, d + 3, tta.config.latent_length)
+    expected = envelope_channels(audio[None], RATE, tta.config.envelope)
+    torch.testing.assert_close(latents[:, d:], expected[..., : latents.shape[-1]])
+    out = tta.generate(["a low hum"], steps=2, seed=0, init_audio=audio, init_noise_level=0.5)
+    assert torch.isfinite(out).all()
+
+
+def test_the_torch_free_engine_generates_what_torch_generates_with_envelopes(envelope_model_dir):
+    from prestissimo.runtime.lite import LiteTextToAudio
+
+    ours = LiteTextToAudio.from_pretrained(envelope_model_dir).generate(["a low hum"], seed=0, steps=2)
+    with torch.no_grad():
+        ref = TextToAudio.from_pretrained(envelope_model_dir).generate(["a low hum"], seed=0, steps=2).numpy()
+    assert np.abs(ref).max() > 1e-3
+    np.testing.assert_allclose(ours, ref, atol=1e-4 * np.abs(ref).max() + 1e-6)
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory):
+    """A random tiny autoencoder and 6 synthbench clips (1 s, 8 kHz) cached with and without envelopes."""
+    from prestissimo.data.latents import encode_dataset
+    from prestissimo.data.manifest import read_manifest
+    from prestissimo.data.synthbench import SynthbenchSpec, make_synthbench
+    from prestissimo.models.autoencoder import OobleckAutoencoder
+    from prestissimo.models.autoencoder_io import save_autoencoder
+    from prestissimo.models.presets import preset
+
+    root = tmp_path_factory.mktemp("envelope_caches")
+    manifest = make_synthbench(SynthbenchSpec(n=6, seed=5, seconds=1.0, sample_rate=RATE), root / "data",
+                               workers=1, progress=False)
+    cfg = ModelConfig.from_dict(preset("tiny"))
+    torch.manual_seed(0)
+    ae = OobleckAutoencoder(cfg.autoencoder)
+    save_autoencoder(ae, cfg.sample_rate, cfg.sample_size, root / "ae")
+    entries = read_manifest(manifest)
+    encode_dataset(ae, RATE, entries, root / "plain", 1.0, progress=False)
+    encode_dataset(ae, RATE, entries, root / "env", 1.0, progress=False, envelope=EnvelopeSpec(bands_hz=BANDS))
+    return root
+
+
+def test_a_cache_with_envelopes_stores_them_with_their_statistics(caches):
+    from prestissimo.data.latents import LatentDataset
+
+    index = json.loads((caches / "env" / "latents.json").read_text())
+    spec = EnvelopeSpec.from_dict(index["envelope"])
+    assert spec.hop == 8  # the autoencoder's downsampling ratio, whatever the spec said
+    shard = load_file(str(caches / "env" / "shard_00000.safetensors"))
+    plain = load_file(str(caches / "plain" / "shard_00000.safetensors"))
+    torch.testing.assert_close(shard["latents"], plain["latents"])
+    env = shard["envelopes"]
+    assert env.shape == (6, 3, index["frames"])
+    flat = env.double().permute(1, 0, 2).reshape(3, -1)  # every clip fills the 1 s window
+    np.testing.assert_allclose(spec.mean, flat.mean(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(spec.std, flat.std(1, unbiased=False).numpy(), rtol=1e-5)
+
+    data = LatentDataset(caches / "env")
+    assert data.channels == index["latent_dim"] + 3
+    items = torch.stack([data.get(i, np.random.default_rng(0))["latents"] for i in range(len(data))])
+    d = index["latent_dim"]
+    torch.testing.assert_close(items[:, :d], shard["latents"] / data.scale)
+    assert abs(float(items[:, d:].mean())) < 1e-4 and abs(float(items[:, d:].std()) - 1) < 0.01
+
+    data.frames = index["frames"] + 10  # past the clip: silent latents, envelopes at the floor
+    item = data.get(0, np.random.default_rng(0))["latents"]
+    assert (item[:d, -10:] == 0).all()
+    floor = (math.log(ENERGY_FLOOR) - torch.tensor(spec.mean)) / torch.tensor(spec.std)
+    torch.testing.assert_close(item[d:, -10:], floor.float()[:, None].expand(3, 10))
+
+
+def test_a_model_and_a_cache_that_disagree_on_envelopes_are_named(caches):
+    from prestissimo.data.latents import LatentDataset
+    from prestissimo.training.run import check_latent_channels
+
+    with_env = ModelConfig.from_dict(envelope_config())
+    without = ModelConfig.from_dict(bert_model_config())
+    with pytest.raises(ValueError, match="--envelopes"):
+        check_latent_channels(LatentDataset(caches / "plain"), with_env, caches / "plain")
+    with pytest.raises(ValueError, match="without --envelopes"):
+        check_latent_channels(LatentDataset(caches / "env"), without, caches / "env")
+    data = LatentDataset(caches / "env")
+    check_latent_channels(data, with_env, caches / "env")
+    assert data.envelope == with_env.envelope  # the model's statistics normalise the cache from now on
+
+
+def test_training_on_a_cache_with_envelopes_makes_a_model_that_generates_them(caches, tmp_path):
+    from prestissimo.training.config import LoopConfig
+    from prestissimo.training.dit import DiTTrainConfig, EvalConfig
+    from prestissimo.training.run import train_dit
+
+    cfg = DiTTrainConfig(model="tiny", autoencoder=str(caches / "ae"),
+                         loop=LoopConfig(max_steps=2, batch_size=2, checkpoint_every=2, log_every=1),
+                         eval=EvalConfig(prompts=["a beat"], steps=1))
+    model_dir = train_dit(cfg, caches / "env", tmp_path / "run", progress=False)
+    tta = TextToAudio.from_pretrained(model_dir)
+    index = json.loads((caches / "env" / "latents.json").read_text())
+    assert tta.config.envelope == EnvelopeSpec.from_dict(index["envelope"])
+    assert tta.generate_latents(["a beat"], steps=1, seed=0).shape[1] == index["latent_dim"] + 3
+
+
+def test_cli_encode_envelopes(caches, tmp_path):
+    from prestissimo.serve.cli import main
+
+    rc = main(["encode", "--autoencoder", str(caches / "ae"), "--data", str(caches / "data" / "manifest.jsonl"),
+               "--out", str(tmp_path / "lat"), "--seconds", "1", "--envelopes", "--quiet"])
+    assert rc == 0
+    index = json.loads((tmp_path / "lat" / "latents.json").read_text())
+    assert len(index["envelope"]["bands_hz"]) == 4 and len(index["envelope"]["std"]) == 4
+
+
+def test_the_envelope_readout_tells_a_mean_carried_envelope_from_a_power_carried_one(tmp_path):
+    """benchmarks/latent_spectrum.py: latents that are the loudness itself read out from their mean;
+    latents that are noise scaled by the amplitude read out only from their power."""
+    import soundfile as sf
+    from safetensors.torch import save_file
+
+    from conftest import load_script
+
+    spectrum = load_script("benchmarks/latent_spectrum.py")
+    g = torch.Generator().manual_seed(0)
+    frames, hop, rows = 400, 8, []
+    by_kind: dict[str, list[torch.Tensor]] = {"mean": [], "power": []}
+    for i in range(4):
+        gain = 0.05 + 0.95 * (torch.rand(frames // 20, generator=g).repeat_interleave(20))  # notes of 20 frames
+        audio = tone(440.0, frames * hop / RATE) * gain.repeat_interleave(hop)
+        sf.write(tmp_path / f"{i}.wav", audio.numpy(), RATE)
+        loud = band_log_energies(audio[None, None], RATE, [(0.0, float("inf"))], hop, 10)[0]
+        by_kind["mean"].append(loud.repeat(3, 1))
+        by_kind["power"].append(gain * torch.randn(3, frames, generator=g))
+        rows.append({"caption": "x", "shard": "s.safetensors", "offset": i, "frames": frames,
+                     "source": str(tmp_path / f"{i}.wav")})
+    readouts = {}
+    for kind, latents in by_kind.items():
+        folder = tmp_path / kind
+        folder.mkdir()
+        save_file({"latents": torch.stack(latents).float()}, str(folder / "s.safetensors"))
+        (folder / "latents.json").write_text(json.dumps({"rows": rows, "frames": frames, "sample_rate": RATE,
+                                                         "frames_per_second": RATE / hop}))
+        readouts[kind] = spectrum.envelope_readout(folder, clips=4)
+    assert readouts["mean"][0] > 0.8
+    assert readouts["power"][0] < 0.1 < 0.8 < readouts["power"][1]
