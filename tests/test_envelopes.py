@@ -77,6 +77,8 @@ def test_bad_audio_and_bad_specs_are_refused():
         EnvelopeSpec(bands_hz=[(300.0, 300.0)]).validate()
     with pytest.raises(ValueError, match="one per band"):
         EnvelopeSpec(bands_hz=BANDS, mean=[0.0], std=[1.0]).validate()
+    with pytest.raises(ValueError, match="gain must be positive"):
+        EnvelopeSpec(gain=0.0).validate()
 
 
 def test_the_model_config_keeps_its_envelope_and_checks_the_dit_reads_it():
@@ -194,8 +196,12 @@ def test_a_model_and_a_cache_that_disagree_on_envelopes_are_named(caches):
     with pytest.raises(ValueError, match="without --envelopes"):
         check_latent_channels(LatentDataset(caches / "env"), without, caches / "env")
     data = LatentDataset(caches / "env")
+    with_env.envelope.gain = 3.0
     check_latent_channels(data, with_env, caches / "env")
     assert data.envelope == with_env.envelope  # the model's statistics normalise the cache from now on
+    raw = load_file(str(caches / "env" / "shard_00000.safetensors"))["envelopes"]
+    item = data.get(0, np.random.default_rng(0))["latents"]
+    torch.testing.assert_close(item[-3:], (raw[0] + 6.0) / 4.0 * 3.0)  # envelope_config's mean -6, std 4
 
 
 def test_training_on_a_cache_with_envelopes_makes_a_model_that_generates_them(caches, tmp_path):
@@ -203,13 +209,13 @@ def test_training_on_a_cache_with_envelopes_makes_a_model_that_generates_them(ca
     from prestissimo.training.dit import DiTTrainConfig, EvalConfig
     from prestissimo.training.run import train_dit
 
-    cfg = DiTTrainConfig(model="tiny", autoencoder=str(caches / "ae"),
+    cfg = DiTTrainConfig(model="tiny", autoencoder=str(caches / "ae"), envelope_gain=2.0,
                          loop=LoopConfig(max_steps=2, batch_size=2, checkpoint_every=2, log_every=1),
                          eval=EvalConfig(prompts=["a beat"], steps=1))
     model_dir = train_dit(cfg, caches / "env", tmp_path / "run", progress=False)
     tta = TextToAudio.from_pretrained(model_dir)
     index = json.loads((caches / "env" / "latents.json").read_text())
-    assert tta.config.envelope == EnvelopeSpec.from_dict(index["envelope"])
+    assert tta.config.envelope == EnvelopeSpec(**{**EnvelopeSpec.from_dict(index["envelope"]).__dict__, "gain": 2.0})
     assert tta.generate_latents(["a beat"], steps=1, seed=0).shape[1] == index["latent_dim"] + 3
 
 

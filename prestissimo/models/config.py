@@ -129,7 +129,10 @@ class EnvelopeSpec:
     bands_hz: [low, high) edges of each band; one channel per band.
     hop: audio samples per frame (the autoencoder's downsampling ratio, so frames line up with latents).
     smoothing: frames of the moving average over each band's log energy.
-    mean, std: per-band statistics of the training data's log energies (the DiT sees unit variance).
+    mean, std: per-band statistics of the training data's log energies.
+    gain: the channels' standard deviation as the DiT sees them. Above 1 they keep a higher
+    signal-to-noise ratio than the unit-variance latents at every noise level, so sampling settles
+    the envelope (where notes fall) before the detail, and they weigh more in the training loss.
     """
 
     bands_hz: list[tuple[float, float]] = field(default_factory=lambda: [tuple(b) for b in DEFAULT_BANDS_HZ])
@@ -137,6 +140,7 @@ class EnvelopeSpec:
     smoothing: int = 5
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
+    gain: float = 1.0
 
     @property
     def channels(self) -> int:
@@ -150,6 +154,8 @@ class EnvelopeSpec:
                 raise ValueError(f"envelope band [{lo}, {hi}) Hz is empty or negative")
         if self.hop < 1 or self.smoothing < 1:
             raise ValueError("envelope hop and smoothing must be >= 1")
+        if not self.gain > 0:
+            raise ValueError(f"envelope gain must be positive, got {self.gain}")
         if self.mean or self.std:
             if len(self.mean) != self.channels or len(self.std) != self.channels:
                 raise ValueError(f"envelope mean/std need {self.channels} values (one per band)")
@@ -158,13 +164,13 @@ class EnvelopeSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"bands_hz": [list(b) for b in self.bands_hz], "hop": self.hop, "smoothing": self.smoothing,
-                "mean": list(self.mean), "std": list(self.std)}
+                "mean": list(self.mean), "std": list(self.std), "gain": self.gain}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EnvelopeSpec":
         spec = cls(bands_hz=[(float(lo), float(hi)) for lo, hi in d["bands_hz"]], hop=int(d["hop"]),
                    smoothing=int(d.get("smoothing", 5)), mean=[float(v) for v in d.get("mean", [])],
-                   std=[float(v) for v in d.get("std", [])])
+                   std=[float(v) for v in d.get("std", [])], gain=float(d.get("gain", 1.0)))
         spec.validate()
         return spec
 

@@ -61,7 +61,8 @@ def envelope_channels(audio: torch.Tensor, sample_rate: int, spec: EnvelopeSpec)
 
 
 def normalise(log_energies: torch.Tensor, spec: EnvelopeSpec) -> torch.Tensor:
-    """[..., bands, frames] log energies -> zero-mean, unit-variance channels under the spec's statistics."""
+    """[..., bands, frames] log energies -> zero-mean channels of standard deviation ``spec.gain`` under
+    the spec's statistics."""
     mean = torch.tensor(spec.mean, dtype=log_energies.dtype, device=log_energies.device)[:, None]
     std = torch.tensor(spec.std, dtype=log_energies.dtype, device=log_energies.device)[:, None]
-    return (log_energies - mean) / std
+    return (log_energies - mean) / std * spec.gain

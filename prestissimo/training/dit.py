@@ -59,6 +59,9 @@ class DiTTrainConfig:
     # Key prefixes this config adds to init_from's architecture (say a position embedding switched on):
     # they keep their fresh initialisation. Any other key init_from lacks is still an error.
     init_new_keys: list[str] = field(default_factory=list)
+    # Standard deviation of the envelope channels (if the latent cache has them) as the DiT sees them:
+    # EnvelopeSpec.gain, stored in the model config.
+    envelope_gain: float = 1.0
     objective: str = "rectified_flow"
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     cfg_dropout: float = 0.1
@@ -71,6 +74,8 @@ class DiTTrainConfig:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.noise.distribution not in NOISE_DISTRIBUTIONS:
             raise ValueError(f"noise.distribution must be one of {NOISE_DISTRIBUTIONS}")
+        if not self.envelope_gain > 0:
+            raise ValueError(f"envelope_gain must be positive, got {self.envelope_gain}")
         if not 0.0 <= self.cfg_dropout < 1.0:
             raise ValueError("cfg_dropout must be in [0, 1)")
         if self.init_new_keys and self.init_from is None:

@@ -84,6 +84,8 @@ def train_dit(cfg: DiTTrainConfig, latents: str | Path, run_dir: str | Path, res
     try:
         dataset = LatentDataset(latents)
         cfg.validate()
+        if dataset.envelope is not None:
+            dataset.envelope.gain = cfg.envelope_gain
         if info.is_main:
             prepare_init_dir(cfg, run_dir, latent_scale=dataset.scale, envelope=dataset.envelope)
         barrier(info)
