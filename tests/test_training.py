@@ -571,6 +571,36 @@ def test_a_run_may_add_named_modules_to_the_weights_it_starts_from(tmp_path):
         DiTTrainConfig(init_new_keys=["model.model.transformer.pos_emb."]).validate()
 
 
+def test_frozen_keys_keep_their_initial_values_through_training(latents, tmp_path):
+    from prestissimo.models.loading import read_state_dict
+    from prestissimo.models.presets import preset
+    from prestissimo.training.dit import DiTTrainConfig, EvalConfig
+    from prestissimo.training.run import train_dit
+
+    with_positions = preset("tiny")
+    with_positions["model"]["diffusion"]["config"]["use_sinusoidal_emb"] = True
+    key = "model.model.transformer.pos_emb.scale"
+    loop = LoopConfig(max_steps=3, batch_size=2, checkpoint_every=3, log_every=1)
+    runs = {}
+    for name, frozen in (("free", []), ("frozen", [key])):
+        cfg = DiTTrainConfig(model=with_positions, autoencoder=str(latents / "ae"), frozen_keys=frozen, loop=loop,
+                             eval=EvalConfig(prompts=["a beat"], steps=1))
+        train_dit(cfg, latents / "latents", tmp_path / name, progress=False)
+        runs[name] = load_file(str(tmp_path / name / "checkpoints" / "step_00000003" / "modules.safetensors"))
+    init = float(read_state_dict(tmp_path / "frozen" / "init")[key])
+    assert float(runs["frozen"]["dit.model.transformer.pos_emb.scale"]) == init
+    assert float(runs["free"]["dit.model.transformer.pos_emb.scale"]) != init
+    others = [k for k in runs["frozen"] if k.startswith("dit.") and "pos_emb" not in k]
+    init_state = read_state_dict(tmp_path / "frozen" / "init")
+    assert any(not torch.equal(runs["frozen"][k], init_state["model." + k[len("dit."):]]) for k in others
+               if "model." + k[len("dit."):] in init_state)  # the rest still trains
+    with pytest.raises(ValueError, match="name no parameter"):
+        train_dit(DiTTrainConfig(model="tiny", autoencoder=str(latents / "ae"), frozen_keys=[key], loop=loop),
+                  latents / "latents", tmp_path / "typo", progress=False)
+    with pytest.raises(ValueError, match="non-empty"):
+        DiTTrainConfig(frozen_keys=[""]).validate()
+
+
 def test_latent_cache_stores_raw_means_whatever_the_pretransform_scale(latents, tmp_path):
     from prestissimo.data.latents import encode_dataset
     from prestissimo.models.autoencoder_io import load_autoencoder

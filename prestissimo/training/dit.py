@@ -59,6 +59,11 @@ class DiTTrainConfig:
     # Key prefixes this config adds to init_from's architecture (say a position embedding switched on):
     # they keep their fresh initialisation. Any other key init_from lacks is still an error.
     init_new_keys: list[str] = field(default_factory=list)
+    # Parameter-name prefixes (as in the model's state dict, e.g. "model.model.transformer.pos_emb.scale")
+    # that keep their initial values. Adam moves a lone scalar by about the learning rate every step
+    # whatever its gradient's size, so the position embedding's scale, which starts out as noise to
+    # every token, is driven to ~0 within a few hundred steps, long before the model can use it.
+    frozen_keys: list[str] = field(default_factory=list)
     # Standard deviation of the envelope channels (if the latent cache has them) as the DiT sees them:
     # EnvelopeSpec.gain, stored in the model config.
     envelope_gain: float = 1.0
@@ -82,6 +87,8 @@ class DiTTrainConfig:
             raise ValueError("init_new_keys names keys added to init_from's weights: set init_from too")
         if not all(isinstance(p, str) and p for p in self.init_new_keys):
             raise ValueError(f"init_new_keys must be non-empty key prefixes, got {self.init_new_keys!r}")
+        if not all(isinstance(p, str) and p for p in self.frozen_keys):
+            raise ValueError(f"frozen_keys must be non-empty parameter-name prefixes, got {self.frozen_keys!r}")
 
 
 def build_model_config(cfg: DiTTrainConfig, latent_scale: float | None = None,
@@ -158,6 +165,14 @@ class DiTTask:
         self.tta.model.train().requires_grad_(True)
         self.tta.conditioner.train().requires_grad_(True)  # projections / number embedders; text encoders stay frozen
         self.tta.pretransform.eval().requires_grad_(False)
+        frozen = tuple(cfg.frozen_keys)
+        names = [n for n, _ in self.tta.named_parameters()]
+        unmatched = [k for k in frozen if not any(n.startswith(k) for n in names)]
+        if unmatched:
+            raise ValueError(f"frozen_keys {unmatched} name no parameter of the model")
+        for name, param in self.tta.named_parameters():
+            if name.startswith(frozen):
+                param.requires_grad_(False)
         self.trainable = [p for p in list(self.tta.model.parameters()) + list(self.tta.conditioner.parameters())
                           if p.requires_grad]
 
