@@ -260,3 +260,25 @@ def test_the_envelope_readout_tells_a_mean_carried_envelope_from_a_power_carried
         readouts[kind] = spectrum.envelope_readout(folder, clips=4)
     assert readouts["mean"][0] > 0.8
     assert readouts["power"][0] < 0.1 < 0.8 < readouts["power"][1]
+
+
+def test_a_held_envelope_ends_sampling_exactly_where_it_was_held():
+    """benchmarks/rhythm_probe.py's replacement inpainting: every euler step keeps the envelope
+    channels on the straight path from their noise to the given envelope, whatever the model says."""
+    from conftest import load_script
+    from prestissimo.sampling.samplers import sample_euler
+    from prestissimo.sampling.schedules import linear_schedule
+
+    probe = load_script("benchmarks/rhythm_probe.py")
+    g = torch.Generator().manual_seed(0)
+    noise, envelope = torch.randn(2, 5, 16, generator=g), torch.randn(2, 2, 16, generator=g)
+    seen = []
+
+    def model(x, t):
+        seen.append((float(t[0]), x[:, 3:].clone()))
+        return torch.randn(x.shape, generator=g)
+
+    out = sample_euler(probe.held_envelope(model, envelope, noise[:, 3:], 3), noise, linear_schedule(6))
+    torch.testing.assert_close(out[:, 3:], envelope)
+    for t, x_env in seen:
+        torch.testing.assert_close(x_env, (1 - t) * envelope + t * noise[:, 3:])

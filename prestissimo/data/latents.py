@@ -19,10 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from prestissimo.data.datasets import AudioDataset, AudioSpec
-from prestissimo.models.config import EnvelopeSpec
-from prestissimo.models.envelopes import ENERGY_FLOOR, band_log_energies, normalise
 from prestissimo.data.manifest import ManifestEntry
 from prestissimo.models.autoencoder import OobleckAutoencoder
+from prestissimo.models.config import EnvelopeSpec
+from prestissimo.models.envelopes import ENERGY_FLOOR, band_log_energies, normalise
 from prestissimo.models.loading import atomic_write_bytes
 
 LATENT_INDEX = "latents.json"
