@@ -282,3 +282,33 @@ def test_a_held_envelope_ends_sampling_exactly_where_it_was_held():
     torch.testing.assert_close(out[:, 3:], envelope)
     for t, x_env in seen:
         torch.testing.assert_close(x_env, (1 - t) * envelope + t * noise[:, 3:])
+
+
+def test_the_envelope_prior_experiment_trains_samples_and_reads_tempo(caches, envelope_model_dir):
+    """benchmarks/envelope_prior.py on a tiny cache: pooled envelopes padded with silence, a few
+    training steps that move the weights, samples of the cache's shape, and its tempo reading."""
+    from conftest import load_script
+
+    prior = load_script("benchmarks/envelope_prior.py")
+    env, captions, rate = prior.load_envelopes(caches / "env", gain=2.0, pool=5, multiple=4)
+    frames = json.loads((caches / "env" / "latents.json").read_text())["frames"] // 5
+    assert env.shape == (6, 3, -(-frames // 4) * 4) and len(captions) == 6 and rate == RATE / 8 / 5
+    silence = env[:, :, frames:]
+    assert silence.numel() == 0 or torch.allclose(silence, silence[:, :, :1].expand_as(silence))
+
+    text = TextToAudio.from_pretrained(envelope_model_dir)
+    tokens, pooled = text.conditioning_tokens(captions, 1.0)
+    net = prior.DiffusionTransformer(prior.prior_config(3, tokens.shape[-1], pooled.shape[-1]))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    mask = text.global_prompt_mask()
+    assert prior.train_prior(net, env, tokens.detach(), pooled.detach(), mask, seconds=60, batch=2, max_steps=3) == 3
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+    made = prior.sample_prior(net, tokens[:2], pooled[:2], mask, tuple(env.shape[1:]), steps=2)
+    assert made.shape == (2, *env.shape[1:]) and torch.isfinite(made).all()
+
+    beat_rate, bpm = 100.0, 120.0
+    clicks = np.zeros((3, 500))
+    clicks[:, :: int(beat_rate * 60 / bpm)] = 1.0
+    regularity, found = prior.envelope_tempo(clicks, beat_rate)
+    assert regularity > 0.8 and abs(found - bpm) < 1
+    assert prior.envelope_tempo(np.zeros((3, 500)), beat_rate) == (0.0, 0.0)
