@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from prestissimo.evaluation.adherence import beat_regularity, estimate_bpm, estimate_family, tempo_class
@@ -142,6 +143,7 @@ def main() -> None:
     parser.add_argument("--gain", type=float, default=2.0, help="the envelope channels' std, as the joint DiT's")
     parser.add_argument("--pool", type=int, default=5, help="envelope frames averaged into one prior frame")
     parser.add_argument("--out", type=Path, default=None, help="save the prior's weights (safetensors)")
+    parser.add_argument("--load", type=Path, default=None, help="skip training: the weights an earlier --out saved")
     parser.add_argument("--joint", type=Path, default=None, help="a joint DiT model directory for the chain")
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
@@ -154,10 +156,18 @@ def main() -> None:
         parts = [text.conditioning_tokens(captions[i:i + 256], 5.0) for i in range(0, len(captions), 256)]
     tokens, pooled = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     net = DiffusionTransformer(prior_config(env.shape[1], tokens.shape[-1], pooled.shape[-1]))
-    steps = train_prior(net, env, tokens, pooled, mask, args.minutes * 60)
+    if args.load is not None:
+        with safe_open(str(args.load), "pt") as f:
+            trained = (f.metadata() or {}).get("steps", "an unrecorded number of")
+        net.load_state_dict(load_file(str(args.load)))
+        what = f"loaded from {args.load} ({trained} steps)"
+    else:
+        steps = train_prior(net, env, tokens, pooled, mask, args.minutes * 60)
+        what = f"{steps} steps in {args.minutes:g} min"
+        if args.out is not None:
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(args.out),
+                      metadata={"steps": str(steps)})
     net.eval()
-    if args.out is not None:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(args.out))
 
     prompts, tempos = probe_prompts()
     families = ["drums" if "drum" in p else "tonal" for p in prompts]
@@ -173,6 +183,8 @@ def main() -> None:
             joint = TextToAudio.from_pretrained(args.joint)
             d, length = joint.config.autoencoder.latent_dim, joint.config.latent_length
             held = torch.nn.functional.interpolate(made, scale_factor=args.pool, mode="linear")[..., :length]
+            silence = normalise(torch.full((1, held.shape[1], 1), math.log(ENERGY_FLOOR)), joint.config.envelope)
+            held = torch.cat([held, silence.expand(len(held), -1, length - held.shape[-1])], -1)
             denoise = joint.guided_denoiser(joint.encode_conditioning(prompts, 5.0), 4.0)
             noise = torch.randn(len(prompts), joint.config.dit.io_channels, length,
                                 generator=torch.Generator().manual_seed(seed))
@@ -182,7 +194,7 @@ def main() -> None:
                 f = analyse(a.mean(0), joint.sample_rate)
                 rows["two-stage audio"].append((beat_regularity(f), tempo_class(estimate_bpm(f)) == tempo,
                                                 estimate_family(f) == family))
-    print(f"prior: {sum(p.numel() for p in net.parameters())} parameters, {steps} steps in {args.minutes:g} min; "
+    print(f"prior: {sum(p.numel() for p in net.parameters())} parameters, {what}; "
           f"{len(prompts)} prompts x {args.seeds} seeds, euler 30 steps, CFG 4\n")
     print("| output | beat regularity | tempo class right | family right |\n|---|---:|---:|---:|")
     for name, values in rows.items():
