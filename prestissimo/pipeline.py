@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -115,8 +116,13 @@ class TextToAudio(nn.Module):
         for cond in self.conditioner.conditioners.values():
             if isinstance(cond, T5Conditioner) and self.model_dir is not None and (self.model_dir / cond.name).is_dir():
                 target = out / cond.name
-                if target.resolve() != (self.model_dir / cond.name).resolve():
+                source = self.model_dir / cond.name
+                if target.resolve() == source.resolve():
+                    continue
+                if hasattr(cond.encoder, "save_pretrained"):
                     save_text_encoder(cond.encoder, cond.tokenizer, target)
+                else:  # our own BERT reads a transformers folder but cannot write one: the frozen files as they are
+                    shutil.copytree(source, target, dirs_exist_ok=True)
         return out
 
     # ------------------------------------------------------------------ generation

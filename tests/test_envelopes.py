@@ -312,3 +312,22 @@ def test_the_envelope_prior_experiment_trains_samples_and_reads_tempo(caches, en
     regularity, found = prior.envelope_tempo(clicks, beat_rate)
     assert regularity > 0.8 and abs(found - bpm) < 1
     assert prior.envelope_tempo(np.zeros((3, 500)), beat_rate) == (0.0, 0.0)
+
+
+def test_arc_posttrains_a_model_with_envelopes_from_a_manifest(caches, envelope_model_dir, tmp_path):
+    """A manifest is encoded with the base's autoencoder and its envelope bands; the student keeps them."""
+    from prestissimo.posttrain.arc import ARCConfig
+    from prestissimo.posttrain.run import posttrain_arc
+    from prestissimo.training.config import from_dict
+
+    cfg = from_dict(ARCConfig, {"discriminator": {"hidden_layer": 0, "channels": 32, "blocks": 1},
+                                "eval": {"prompts": ["a low sine note"]}, "sampling": {"steps": 2},
+                                "loop": {"max_steps": 2, "batch_size": 2, "checkpoint_every": 2, "log_every": 1}})
+    model_dir = posttrain_arc(cfg, envelope_model_dir, caches / "data" / "manifest.jsonl", tmp_path / "run",
+                              progress=False)
+    index = json.loads((tmp_path / "run" / "latents" / "latents.json").read_text())
+    assert [tuple(b) for b in index["envelope"]["bands_hz"]] == BANDS
+    student = TextToAudio.from_pretrained(model_dir)
+    base = TextToAudio.from_pretrained(envelope_model_dir)
+    assert student.config.envelope == base.config.envelope
+    assert torch.isfinite(student.generate("a low sine note", seconds=0.5, seed=0)).all()

@@ -193,3 +193,16 @@ def test_parameter_counts_match_published_figures(name, dit_and_cond, vae, total
     assert abs(counts["dit"] + counts["conditioners"] - dit_and_cond) < 0.05e6
     assert abs(counts["autoencoder"] - vae) < 0.05e6
     assert abs(counts["checkpoint_total"] - total) < 0.05e6
+
+
+def test_a_model_with_a_local_bert_text_encoder_saves_to_another_directory(bert_model_dir, tmp_path):
+    """Our BERT reads a transformers folder but has no save_pretrained: its frozen files are copied."""
+    import torch
+
+    from prestissimo import TextToAudio
+
+    model = TextToAudio.from_pretrained(bert_model_dir)
+    out = model.save_pretrained(tmp_path / "copy")
+    assert sorted(p.name for p in (out / "enc").iterdir()) == sorted(p.name for p in (bert_model_dir / "enc").iterdir())
+    again = TextToAudio.from_pretrained(out)
+    torch.testing.assert_close(again.generate("rain", steps=2, seed=0), model.generate("rain", steps=2, seed=0))

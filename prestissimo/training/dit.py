@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from prestissimo.models.autoencoder_io import load_autoencoder, read_autoencoder_config
-from prestissimo.models.config import ModelConfig
-from prestissimo.models.config import EnvelopeSpec
+from prestissimo.models.config import EnvelopeSpec, ModelConfig
 from prestissimo.models.factory import create_random_model
 from prestissimo.models.loading import (ModelLoadError, check_state_dict, normalize_keys, read_state_dict,
                                         resolve_model_dir)

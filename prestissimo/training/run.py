@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prestissimo.models.config import ModelConfig
-
 from prestissimo.training.autoencoder import AETrainConfig, AutoencoderTask
 from prestissimo.training.config import LoopConfig, to_dict
 from prestissimo.training.dit import DiTTask, DiTTrainConfig, prepare_init_dir
