@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -26,11 +25,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from prestissimo.evaluation.adherence import beat_regularity, estimate_bpm, estimate_family, tempo_class
+from prestissimo.evaluation.adherence import (beat_autocorrelation, beat_regularity, estimate_bpm, estimate_family,
+                                              tempo_class)
 from prestissimo.evaluation.audio_features import analyse
 from prestissimo.models.config import DiTConfig, EnvelopeSpec
 from prestissimo.models.dit import DiffusionTransformer
-from prestissimo.models.envelopes import ENERGY_FLOOR, normalise
+from prestissimo.models.envelopes import normalise, silence
 from prestissimo.pipeline import TextToAudio
 from prestissimo.sampling.samplers import sample_euler
 from prestissimo.sampling.schedules import linear_schedule
@@ -48,9 +48,8 @@ def load_envelopes(folder: Path, gain: float, pool: int, multiple: int) -> tuple
     env = normalise(torch.stack([shards[r["shard"]][r["offset"]] for r in index["rows"]]), spec)
     frames = env.shape[-1] // pool
     env = env[..., : frames * pool].reshape(*env.shape[:2], frames, pool).mean(-1)
-    silence = normalise(torch.full((1, spec.channels, 1), math.log(ENERGY_FLOOR)), spec)
     padded = -(-frames // multiple) * multiple
-    env = torch.cat([env, silence.expand(len(env), -1, padded - frames)], -1)
+    env = torch.cat([env, silence(spec).expand(len(env), -1, padded - frames)], -1)
     return env, [r["caption"] for r in index["rows"]], index["frames_per_second"] / pool
 
 
@@ -120,17 +119,10 @@ def sample_prior(net: DiffusionTransformer, tokens: torch.Tensor, pooled: torch.
 
 
 def envelope_tempo(envelope: np.ndarray, frame_rate: float) -> tuple[float, float]:
-    """(beat regularity, BPM) of envelope channels: the highest autocorrelation of their positive
-    flux at lags 0.3-1.2 s, and the lag where it peaks."""
-    flux = np.maximum(np.diff(envelope.mean(0)), 0.0)
-    flux = flux - flux.mean()
-    energy = float(flux @ flux)
-    lo, hi = int(round(0.3 * frame_rate)), int(round(1.2 * frame_rate))
-    if energy <= 0.0 or flux.size <= hi:
-        return 0.0, 0.0
-    scores = [float(flux[lag:] @ flux[:-lag]) / energy for lag in range(lo, hi + 1)]
-    best = int(np.argmax(scores))
-    return scores[best], 60.0 * frame_rate / (lo + best)
+    """(beat regularity, BPM) of envelope channels: beat_autocorrelation of their positive flux, and
+    the BPM of the lag where it peaks (0 when there is none)."""
+    score, lag = beat_autocorrelation(np.maximum(np.diff(envelope.mean(0)), 0.0), frame_rate)
+    return score, (60.0 * frame_rate / lag if lag else 0.0)
 
 
 def main() -> None:
@@ -174,17 +166,17 @@ def main() -> None:
     with torch.no_grad():
         tok, pool = text.conditioning_tokens(prompts, 5.0)
     rows = {"prior envelopes": [], "two-stage audio": []}
+    joint = TextToAudio.from_pretrained(args.joint) if args.joint is not None else None
     for seed in range(args.seeds):
         made = sample_prior(net, tok, pool, mask, tuple(env.shape[1:]), seed=seed)
         for e, tempo in zip(made.numpy(), tempos):
             regularity, bpm = envelope_tempo(e, rate)
             rows["prior envelopes"].append((regularity, tempo_class(bpm) == tempo, float("nan")))
-        if args.joint is not None:
-            joint = TextToAudio.from_pretrained(args.joint)
+        if joint is not None:
             d, length = joint.config.autoencoder.latent_dim, joint.config.latent_length
             held = torch.nn.functional.interpolate(made, scale_factor=args.pool, mode="linear")[..., :length]
-            silence = normalise(torch.full((1, held.shape[1], 1), math.log(ENERGY_FLOOR)), joint.config.envelope)
-            held = torch.cat([held, silence.expand(len(held), -1, length - held.shape[-1])], -1)
+            quiet = silence(joint.config.envelope).expand(len(held), -1, length - held.shape[-1])
+            held = torch.cat([held, quiet], -1)
             denoise = joint.guided_denoiser(joint.encode_conditioning(prompts, 5.0), 4.0)
             noise = torch.randn(len(prompts), joint.config.dit.io_channels, length,
                                 generator=torch.Generator().manual_seed(seed))

@@ -27,7 +27,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from prestissimo.models.envelopes import band_log_energies
+from prestissimo.models.envelopes import band_log_energies, moving_average
 
 BANDS_HZ = ((0.0, 2.0), (2.0, 8.0), (8.0, 16.0), (16.0, 32.0), (32.0, float("inf")))
 
@@ -60,13 +60,6 @@ def lag1_autocorrelation(latents: torch.Tensor) -> float:
     return float((z[..., 1:] * z[..., :-1]).mean() / (z * z).mean())
 
 
-def _moving_average(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Centred moving average along the last axis of [channels, frames] (edges replicated)."""
-    kernel = torch.full((x.shape[0], 1, width), 1.0 / width, dtype=x.dtype)
-    padded = torch.nn.functional.pad(x[None], ((width - 1) // 2, width // 2), mode="replicate")
-    return torch.nn.functional.conv1d(padded, kernel, groups=x.shape[0])[0]
-
-
 def _r2(features: torch.Tensor, target: torch.Tensor) -> float:
     """R^2 of the least-squares fit target ~ features @ w + b (rows: frames)."""
     x = torch.cat([features, torch.ones(len(features), 1, dtype=features.dtype)], 1)
@@ -92,8 +85,8 @@ def envelope_readout(folder: Path, clips: int, smoothing_s: float = 0.04) -> tup
         audio_t = torch.from_numpy(audio.T[None, :, : frames * hop].copy())
         loud = band_log_energies(audio_t, index["sample_rate"], [(0.0, float("inf"))], hop, width)[0, 0]
         z = z[:, :frames]
-        means.append(_moving_average(z, width).T)
-        powers.append(torch.log(_moving_average(z**2, width) + 1e-6).T)
+        means.append(moving_average(z[None], width)[0].T)
+        powers.append(torch.log(moving_average(z[None] ** 2, width)[0] + 1e-6).T)
         loudness.append(loud.double())
     target = torch.cat(loudness)
     return _r2(torch.cat(means), target), _r2(torch.cat(powers), target)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from prestissimo.data.latents import LatentDataset
-from prestissimo.evaluation.adherence import beat_regularity, estimate_bpm, tempo_class
+from prestissimo.evaluation.adherence import beat_autocorrelation, beat_regularity, estimate_bpm, tempo_class
 from prestissimo.evaluation.audio_features import analyse
 from prestissimo.pipeline import TextToAudio
 from prestissimo.sampling.samplers import sample_euler
@@ -44,14 +44,8 @@ def probe_prompts() -> tuple[list[str], list[str]]:
 
 
 def envelope_regularity(envelope: np.ndarray, frame_rate: float) -> float:
-    """beat_regularity's measure on the band-mean envelope channels (positive flux, lags 0.3-1.2 s)."""
-    flux = np.maximum(np.diff(envelope.mean(0)), 0.0)
-    flux = flux - flux.mean()
-    energy = float(flux @ flux)
-    lo, hi = int(round(0.3 * frame_rate)), int(round(1.2 * frame_rate))
-    if energy <= 0.0 or flux.size <= hi:
-        return 0.0
-    return max(float(flux[lag:] @ flux[:-lag]) / energy for lag in range(lo, hi + 1))
+    """beat_regularity's measure on the band-mean envelope channels (their positive flux)."""
+    return beat_autocorrelation(np.maximum(np.diff(envelope.mean(0)), 0.0), frame_rate)[0]
 
 
 def frame_loudness(audio: np.ndarray, sample_rate: int) -> np.ndarray:

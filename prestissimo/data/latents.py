@@ -8,7 +8,6 @@ the data's per-band statistics; items then carry latents and normalised envelope
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from prestissimo.data.datasets import AudioDataset, AudioSpec
 from prestissimo.data.manifest import ManifestEntry
 from prestissimo.models.autoencoder import OobleckAutoencoder
 from prestissimo.models.config import EnvelopeSpec
-from prestissimo.models.envelopes import ENERGY_FLOOR, band_log_energies, normalise
+from prestissimo.models.envelopes import band_log_energies, normalise, silence
 from prestissimo.models.loading import atomic_write_bytes
 
 LATENT_INDEX = "latents.json"
@@ -162,10 +161,9 @@ class LatentDataset:
         if lat.shape[-1] < self.frames:  # past the clip: silent latents (zeros) and envelopes at the floor
             latents = torch.nn.functional.pad(latents, (0, self.frames - lat.shape[-1]))
         if self.envelope is not None:
-            env = lat[d:]
-            if env.shape[-1] < self.frames:
-                env = torch.nn.functional.pad(env, (0, self.frames - env.shape[-1]), value=math.log(ENERGY_FLOOR))
-            latents = torch.cat([latents, normalise(env, self.envelope)])
+            env = normalise(lat[d:], self.envelope)
+            env = torch.cat([env, silence(self.envelope).expand(-1, self.frames - env.shape[-1])], -1)
+            latents = torch.cat([latents, env])
         rate = self.index["frames_per_second"]
         return {"latents": latents, "caption": row["caption"], "seconds_start": start / rate,
                 "seconds_total": min(row["frames"], self.frames) / rate}

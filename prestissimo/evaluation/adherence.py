@@ -61,17 +61,25 @@ def estimate_bpm(f: AudioFeatures) -> float:
 BEAT_LAGS_SECONDS = (0.3, 1.2)  # beats of 50-200 BPM
 
 
-def beat_regularity(f: AudioFeatures) -> float:
-    """How strongly the onsets repeat at one beat: the highest normalised autocorrelation of the
-    mean-removed onset envelope at lags of 0.3-1.2 s. Near 1: every onset a beat after the last
-    (synthbench melodies and grooves); near 0: onsets at unrelated times. No tempo reading means
-    much without it: a median inter-onset interval of irregular onsets is still a number."""
-    env = f.onset_envelope - f.onset_envelope.mean()
-    lo, hi = (int(round(s * FRAME_RATE)) for s in BEAT_LAGS_SECONDS)
+def beat_autocorrelation(envelope: np.ndarray, frame_rate: float) -> tuple[float, int]:
+    """(the highest normalised autocorrelation of the mean-removed ``envelope`` at lags of 0.3-1.2 s,
+    that lag in frames); (0.0, 0) for a flat envelope or one too short to hold the longest lag."""
+    env = envelope - envelope.mean()
+    lo, hi = (int(round(s * frame_rate)) for s in BEAT_LAGS_SECONDS)
     energy = float(env @ env)
     if energy <= 0.0 or env.size <= hi:
-        return 0.0
-    return max(float(env[lag:] @ env[:-lag]) / energy for lag in range(lo, hi + 1))
+        return 0.0, 0
+    scores = [float(env[lag:] @ env[:-lag]) / energy for lag in range(lo, hi + 1)]
+    best = int(np.argmax(scores))
+    return scores[best], lo + best
+
+
+def beat_regularity(f: AudioFeatures) -> float:
+    """How strongly the onsets repeat at one beat: :func:`beat_autocorrelation` of the onset envelope.
+    Near 1: every onset a beat after the last (synthbench melodies and grooves); near 0: onsets at
+    unrelated times. No tempo reading means much without it: a median inter-onset interval of
+    irregular onsets is still a number."""
+    return beat_autocorrelation(f.onset_envelope, FRAME_RATE)[0]
 
 
 def tempo_class(bpm: float) -> str:

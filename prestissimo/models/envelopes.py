@@ -12,6 +12,7 @@ never sees these channels.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -44,12 +45,17 @@ def band_log_energies(audio: torch.Tensor, sample_rate: int, bands_hz: Sequence[
     for lo, hi in bands_hz:
         mask = (freqs >= lo) & (freqs < hi)
         rows.append(power[:, mask].mean(1) if mask.any() else torch.zeros_like(power[:, 0]))
-    energy = torch.stack(rows, 1)
-    if smoothing > 1:
-        kernel = torch.full((energy.shape[1], 1, smoothing), 1.0 / smoothing, device=energy.device)
-        padded = torch.nn.functional.pad(energy, ((smoothing - 1) // 2, smoothing // 2), mode="replicate")
-        energy = torch.nn.functional.conv1d(padded, kernel, groups=energy.shape[1])
+    energy = moving_average(torch.stack(rows, 1), smoothing)
     return torch.log(energy.clamp_min(0.0) + ENERGY_FLOOR)
+
+
+def moving_average(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Centred moving average over ``width`` frames along the last axis of [N, C, L] (edges replicated)."""
+    if width <= 1:
+        return x
+    kernel = torch.full((x.shape[1], 1, width), 1.0 / width, dtype=x.dtype, device=x.device)
+    padded = torch.nn.functional.pad(x, ((width - 1) // 2, width // 2), mode="replicate")
+    return torch.nn.functional.conv1d(padded, kernel, groups=x.shape[1])
 
 
 def envelope_channels(audio: torch.Tensor, sample_rate: int, spec: EnvelopeSpec) -> torch.Tensor:
@@ -58,6 +64,11 @@ def envelope_channels(audio: torch.Tensor, sample_rate: int, spec: EnvelopeSpec)
         raise ValueError("the envelope spec has no statistics: encode a dataset with envelopes first")
     log_e = band_log_energies(audio, sample_rate, spec.bands_hz, spec.hop, spec.smoothing)
     return normalise(log_e, spec)
+
+
+def silence(spec: EnvelopeSpec) -> torch.Tensor:
+    """The normalised envelope of silence (every band at the floor) [bands, 1]."""
+    return normalise(torch.full((spec.channels, 1), math.log(ENERGY_FLOOR)), spec)
 
 
 def normalise(log_energies: torch.Tensor, spec: EnvelopeSpec) -> torch.Tensor:
