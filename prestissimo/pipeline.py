@@ -10,6 +10,7 @@ and ``conditioner.conditioners.*`` (number embedders; the frozen T5 is not store
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -24,10 +25,13 @@ from .models.conditioners import MultiConditioner, T5Conditioner, build_conditio
 from .models.config import ModelConfig
 from .models.denoiser import Conditioning, Denoiser, add_noise
 from .models.dit import DiffusionTransformer
+from .models.envelope_prior import EnvelopePrior, layout_envelope
+from .models.envelopes import envelope_channels, silence
 from .models.loading import (check_state_dict, find_model_dir, normalize_keys, read_config, read_state_dict,
                              write_model_dir)
 from .request import GenerationRequest, build_request, conditioning_inputs
 from .sampling import cfg_denoiser, null_conditioning
+from .sampling.guidance import hold_channels
 from .sampling.samplers import sample_dpmpp_2m, sample_euler, sample_pingpong
 from .sampling.schedules import linear_schedule, logsnr_schedule
 
@@ -54,6 +58,8 @@ class TextToAudio(nn.Module):
         self.conditioner = MultiConditioner({
             c.id: build_conditioner(c.type, c.config, config.cond_dim, model_dir) for c in config.conditioners
         })
+        # Keys envelope_prior.net.*: sampled first, its envelope held while the DiT samples the rest.
+        self.envelope_prior = EnvelopePrior(config.envelope_prior) if config.envelope_prior is not None else None
         self.model_dir = model_dir
         self.__dict__["fast"] = None  # a runtime.FastPath once optimize() is called (not a submodule)
 
@@ -185,7 +191,7 @@ class TextToAudio(nn.Module):
             tokens = torch.cat(parts, dim=1).to(dtype)
         global_cond = None
         if self.config.global_cond_ids:
-            global_cond = torch.cat([_masked_mean(*out[k]) for k in self.config.global_cond_ids], dim=-1).to(dtype)
+            global_cond = torch.cat([masked_mean(*out[k]) for k in self.config.global_cond_ids], dim=-1).to(dtype)
         return tokens, global_cond
 
     def request(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
@@ -222,22 +228,38 @@ class TextToAudio(nn.Module):
         latents = self.pretransform.model.encode(audio.to(self.device, self.dtype))
         if self.config.envelope is None:
             return latents
-        from prestissimo.models.envelopes import envelope_channels
-
         env = envelope_channels(audio.float().cpu(), self.sample_rate, self.config.envelope)
         return torch.cat([latents, env[..., : latents.shape[-1]].to(latents)], 1)
+
+    @torch.no_grad()
+    def prior_envelope(self, prompts: Sequence[str], seconds: float, noise: torch.Tensor) -> torch.Tensor:
+        """The envelope prior's layout of the envelope channels [B, bands, latent_length] for the prompts,
+        from ``noise`` [B, bands, latent_length / pool]; silent past ``seconds``."""
+        if self.envelope_prior is None:
+            raise ValueError("this model has no envelope prior")
+        spec = self.envelope_prior.spec
+        emb, mask = self.conditioner.conditioners[spec.prompt_id](list(prompts), self.device)
+        made = self.envelope_prior.sample(noise, emb, masked_mean(emb, mask))
+        length, hop = self.config.latent_length, self.config.autoencoder.downsampling_ratio
+        audible = min(length, math.ceil(seconds * self.sample_rate / hop))
+        return layout_envelope(made, spec, length, audible, silence(self.config.envelope))
 
     @torch.no_grad()
     def generate_latents(self, prompts: Sequence[str], seconds: float | None = None, steps: int | None = None,
                          sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
                          progress: Callable[[int, int], None] | None = None, init_audio: torch.Tensor | None = None,
-                         init_noise_level: float = 1.0, eta: float | None = None) -> torch.Tensor:
+                         init_noise_level: float = 1.0, eta: float | None = None,
+                         use_envelope_prior: bool = True) -> torch.Tensor:
         """Sample latents [B, io_channels, L] (the autoencoder's, then any envelope channels) for the model's
         full window (conditioned on ``seconds``).
 
         Audio-to-audio: with ``init_audio`` ([C, T] at ``sample_rate``) sampling starts from its latents
         noised to ``init_noise_level`` t (1 = pure noise, the input is ignored; lower keeps more of it)
         and runs the same sampler over the rest of the schedule.
+
+        A model with an envelope prior first samples its envelope channels with it (noise drawn after the
+        DiT's, from the same seed) and holds them while the DiT samples the latents; not with
+        ``init_audio`` (the input's own envelope leads) or ``use_envelope_prior=False``.
         """
         req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed, eta=eta)
         if not 0.0 < init_noise_level <= 1.0:
@@ -257,6 +279,11 @@ class TextToAudio(nn.Module):
             noise = add_noise(init, noise, torch.full((shape[0],), t_start, device=device, dtype=dtype), objective)
 
         denoise = self.guided_denoiser(self.encode_conditioning(req.prompts, req.seconds), req.cfg_scale)
+        if self.envelope_prior is not None and init_audio is None and use_envelope_prior:
+            prior_shape = (shape[0], self.config.envelope_channels, shape[2] // self.envelope_prior.spec.pool)
+            envelope = self.prior_envelope(req.prompts, req.seconds, torch.randn(prior_shape, generator=generator))
+            latent_dim = self.config.autoencoder.latent_dim
+            denoise = hold_channels(denoise, envelope.to(device, dtype), noise[:, latent_dim:], latent_dim, objective)
         ts = self._schedule(req.sampler, req.steps, t_start)
         if req.sampler == "pingpong":
             return sample_pingpong(denoise, noise, ts, objective, generator=generator, callback=progress, eta=req.eta)
@@ -276,7 +303,8 @@ class TextToAudio(nn.Module):
     def generate(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
                  sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
                  progress: Callable[[int, int], None] | None = None, init_audio: torch.Tensor | None = None,
-                 init_noise_level: float = 1.0, eta: float | None = None) -> torch.Tensor:
+                 init_noise_level: float = 1.0, eta: float | None = None,
+                 use_envelope_prior: bool = True) -> torch.Tensor:
         """Text -> audio [B, channels, samples] at ``sample_rate``, trimmed to ``seconds``
         (audio-to-audio with ``init_audio``: see :meth:`generate_latents`).
 
@@ -284,7 +312,7 @@ class TextToAudio(nn.Module):
         no CFG for ARC models, DPM-Solver++(2M) / 100 / 7 for v-objective models.
         """
         latents = self.generate_latents(prompts, seconds, steps, sampler, cfg_scale, seed, progress, init_audio,
-                                        init_noise_level, eta)
+                                        init_noise_level, eta, use_envelope_prior)
         audio = self.decode(latents).float()
         seconds = self.config.max_seconds if seconds is None else seconds
         return audio[..., : int(round(seconds * self.sample_rate))]
@@ -312,14 +340,16 @@ class TextToAudio(nn.Module):
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
         counts = {"dit": count(self.model), "autoencoder": count(self.pretransform),
                   "conditioners": count(self.conditioner)}
+        if self.envelope_prior is not None:
+            counts["envelope_prior"] = count(self.envelope_prior)
         text = sum(sum(p.numel() for p in c.encoder.parameters())
                    for c in self.conditioner.conditioners.values() if isinstance(c, T5Conditioner) and c.is_loaded)
-        counts["checkpoint_total"] = counts["dit"] + counts["autoencoder"] + counts["conditioners"]
+        counts["checkpoint_total"] = sum(counts.values())
         counts["text_encoder"] = text
         return counts
 
 
-def _masked_mean(emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_mean(emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """[B, T, D] tokens and [B, T] mask -> [B, D] mean over the unmasked tokens (zeros if none)."""
     if emb.dim() == 2:
         return emb

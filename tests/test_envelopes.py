@@ -331,3 +331,94 @@ def test_arc_posttrains_a_model_with_envelopes_from_a_manifest(caches, envelope_
     base = TextToAudio.from_pretrained(envelope_model_dir)
     assert student.config.envelope == base.config.envelope
     assert torch.isfinite(student.generate("a low sine note", seconds=0.5, seed=0)).all()
+
+
+def prior_train_config(steps: int = 2) -> "EnvelopePriorTrainConfig":
+    from prestissimo.training.config import from_dict
+    from prestissimo.training.envelope_prior import EnvelopePriorTrainConfig
+
+    return from_dict(EnvelopePriorTrainConfig, {
+        "architecture": {"embed_dim": 64, "depth": 1, "num_heads": 2, "patch_size": 2, "pool": 2},
+        "sampling_steps": 2, "eval": {"prompts": ["a beat"]},
+        "loop": {"max_steps": steps, "batch_size": 2, "checkpoint_every": 2, "log_every": 1}})
+
+
+@pytest.fixture(scope="module")
+def prior_model_dir(caches, envelope_model_dir, tmp_path_factory):
+    """envelope_model_dir with an envelope prior trained for 2 steps on the tiny cache."""
+    from prestissimo.training.run import train_envelope_prior
+
+    run = tmp_path_factory.mktemp("prior_run")
+    return train_envelope_prior(prior_train_config(), envelope_model_dir, caches / "env", run, progress=False)
+
+
+def test_an_envelope_prior_trains_only_itself_and_is_attached_to_its_base(prior_model_dir, envelope_model_dir):
+    base, tta = TextToAudio.from_pretrained(envelope_model_dir), TextToAudio.from_pretrained(prior_model_dir)
+    spec = tta.config.envelope_prior
+    assert spec is not None and spec.pool == 2 and spec.prompt_id == "prompt" and spec.dit.io_channels == 3
+    for name, value in base.state_dict().items():  # the base is frozen: only the prior was trained
+        torch.testing.assert_close(tta.state_dict()[name], value)
+    weights = load_file(str(prior_model_dir / "model.safetensors"))
+    assert any(k.startswith("envelope_prior.net.") for k in weights)
+    assert tta.parameter_counts()["envelope_prior"] > 0
+
+
+def test_a_prior_envelope_is_held_to_the_end_of_sampling(prior_model_dir):
+    """Whatever the sampler, the generated envelope channels are the prior's layout, silent past the
+    requested seconds; the prior's noise comes after the DiT's, so the latents' noise is unchanged."""
+    tta = TextToAudio.from_pretrained(prior_model_dir)
+    d, length = tta.config.autoencoder.latent_dim, tta.config.latent_length
+    g = torch.Generator().manual_seed(3)
+    torch.randn(1, tta.config.dit.io_channels, length, generator=g)
+    prior_noise = torch.randn(1, 3, length // 2, generator=g)
+    seconds = tta.config.max_seconds / 2
+    expected = tta.prior_envelope(["a beat"], seconds, prior_noise)
+    for sampler in ("euler", "pingpong", "dpmpp-2m"):
+        latents = tta.generate_latents(["a beat"], seconds=seconds, steps=3, sampler=sampler, seed=3)
+        torch.testing.assert_close(latents[:, d:], expected, msg=sampler)
+    from prestissimo.models.envelopes import silence
+
+    audible = math.ceil(seconds * tta.sample_rate / tta.config.autoencoder.downsampling_ratio)
+    torch.testing.assert_close(expected[..., audible:], silence(tta.config.envelope).view(1, -1, 1).expand(1, 3, length - audible))
+    free = tta.generate_latents(["a beat"], seconds=seconds, steps=3, sampler="euler", seed=3, use_envelope_prior=False)
+    assert not torch.allclose(free[:, d:], expected)
+
+
+def test_a_prior_trained_for_one_base_is_refused_by_another(prior_model_dir, caches, tmp_path):
+    """Resuming a finished prior run with another --base attaches the prior to it only when the
+    envelope statistics and the text conditioner are the same."""
+    import shutil
+
+    from prestissimo.training.run import train_envelope_prior
+
+    other = envelope_config()
+    other["prestissimo"]["envelope"]["mean"] = [-5.0] * 3
+    other_dir = make_bert_model(tmp_path / "other", other, seed=4)
+    run = tmp_path / "run"
+    shutil.copytree(prior_model_dir.parent, run)
+    with pytest.raises(ValueError, match="other envelope"):
+        train_envelope_prior(prior_train_config(), other_dir, caches / "env", run, resume=True, progress=False)
+
+
+def test_an_envelope_prior_needs_a_model_with_envelope_channels(caches, bert_model_dir, tmp_path):
+    from prestissimo.training.run import train_envelope_prior
+
+    with pytest.raises(ConfigError, match="no envelope channels"):
+        train_envelope_prior(prior_train_config(), bert_model_dir, caches / "env", tmp_path / "run", progress=False)
+
+
+def test_the_torch_free_engine_samples_the_envelope_prior_as_torch_does(prior_model_dir):
+    from prestissimo.runtime.lite import LiteTextToAudio
+    from prestissimo.runtime.lite.engine import upsample_frames
+
+    x = np.random.default_rng(0).normal(size=(2, 3, 7)).astype(np.float32)
+    from prestissimo.models.envelope_prior import upsample_frames as torch_upsample
+
+    np.testing.assert_allclose(upsample_frames(x, 5), torch_upsample(torch.from_numpy(x), 5).numpy(), atol=1e-6)
+    lite, tta = LiteTextToAudio.from_pretrained(prior_model_dir), TextToAudio.from_pretrained(prior_model_dir)
+    seconds = tta.config.max_seconds / 2
+    req = lite.request(["a low hum"], seconds=seconds, steps=2, seed=1)
+    ours = lite.generate_latents(req)
+    with torch.no_grad():
+        ref = tta.generate_latents(["a low hum"], seconds=seconds, steps=2, seed=1).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-4 * np.abs(ref).max() + 1e-6)

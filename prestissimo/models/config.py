@@ -10,6 +10,7 @@ that silently differs from the checkpoint.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -119,6 +120,7 @@ class AutoencoderConfig:
 
 
 DEFAULT_BANDS_HZ = ((0.0, 250.0), (250.0, 1000.0), (1000.0, 4000.0), (4000.0, 24000.0))
+ENERGY_FLOOR = 1e-8  # -80 dB: quieter than any band of a 16-bit signal's noise; keeps silence finite
 
 
 @dataclass
@@ -161,6 +163,10 @@ class EnvelopeSpec:
                 raise ValueError(f"envelope mean/std need {self.channels} values (one per band)")
             if min(self.std) <= 0:
                 raise ValueError("envelope std must be positive")
+
+    def silence(self) -> list[float]:
+        """Per band, the normalised value of silence (the energy floor): what pads a clip past its end."""
+        return [(math.log(ENERGY_FLOOR) - m) / s * self.gain for m, s in zip(self.mean, self.std)]
 
     def to_dict(self) -> dict[str, Any]:
         return {"bands_hz": [list(b) for b in self.bands_hz], "hop": self.hop, "smoothing": self.smoothing,
@@ -270,6 +276,42 @@ class DiTConfig:
 
 
 @dataclass
+class EnvelopePriorSpec:
+    """A small text -> envelope DiT sampled before the main one (models/envelope_prior.py says why).
+
+    dit: its architecture (io_channels = the envelope's bands; conditioned on one text conditioner's
+    tokens and pooled prompt, so cond_token_dim = global_cond_dim = cond_dim).
+    pool: envelope frames averaged into one of its frames (its sequence is latent_length / pool).
+    prompt_id: the text conditioner it reads; nothing it reads is trained with the main DiT.
+    steps, cfg_scale: its Euler steps and guidance scale at generation.
+    """
+
+    dit: DiTConfig
+    pool: int = 5
+    prompt_id: str = "prompt"
+    steps: int = 30
+    cfg_scale: float = 4.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dit": self.dit.to_dict(), "pool": self.pool, "prompt_id": self.prompt_id, "steps": self.steps,
+                "cfg_scale": self.cfg_scale}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EnvelopePriorSpec":
+        unknown = sorted(set(d) - {"dit", "pool", "prompt_id", "steps", "cfg_scale"})
+        if unknown:
+            raise ConfigError(f"prestissimo.envelope_prior: unknown keys {unknown}")
+        if "dit" not in d:
+            raise ConfigError("prestissimo.envelope_prior has no 'dit' architecture")
+        spec = cls(dit=DiTConfig.from_dict(d["dit"]), pool=int(d.get("pool", 5)),
+                   prompt_id=str(d.get("prompt_id", "prompt")), steps=int(d.get("steps", 30)),
+                   cfg_scale=float(d.get("cfg_scale", 4.0)))
+        if spec.pool < 1 or spec.steps < 1:
+            raise ConfigError("prestissimo.envelope_prior: pool and steps must be >= 1")
+        return spec
+
+
+@dataclass
 class ConditionerConfig:
     """One entry of ``conditioning.configs``: a text encoder or a number embedder."""
 
@@ -307,6 +349,9 @@ class ModelConfig:
     # Band loudness envelopes the DiT generates after the latent channels and the decoder never sees
     # (models/envelopes.py says why); None: the DiT generates latents only.
     envelope: EnvelopeSpec | None = None
+    # A text -> envelope prior that lays out the envelope channels before the DiT samples the rest;
+    # None: the DiT generates its envelope channels itself.
+    envelope_prior: EnvelopePriorSpec | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -377,6 +422,7 @@ class ModelConfig:
             sampling=sampling,
             edm_sigma_data=float(ours.get("edm", {}).get("sigma_data", 0.5)),
             envelope=_envelope_spec(ours.get("envelope")),
+            envelope_prior=_envelope_prior_spec(ours.get("envelope_prior")),
             raw=copy.deepcopy(d),
         )
         cfg.validate()
@@ -405,6 +451,24 @@ class ModelConfig:
             raise ConfigError(
                 f"DiT global_cond_dim {self.dit.global_cond_dim} != {len(self.global_cond_ids)} x cond_dim {self.cond_dim}"
             )
+        if self.envelope_prior is not None:
+            self._validate_envelope_prior(self.envelope_prior)
+
+    def _validate_envelope_prior(self, prior: EnvelopePriorSpec) -> None:
+        where = "prestissimo.envelope_prior"
+        if self.envelope is None:
+            raise ConfigError(f"{where}: the model has no envelope channels for a prior to lay out")
+        if prior.dit.io_channels != self.envelope.channels:
+            raise ConfigError(f"{where}: io_channels {prior.dit.io_channels} != the envelope's "
+                              f"{self.envelope.channels} bands")
+        types = {c.id: c.type for c in self.conditioners}
+        if types.get(prior.prompt_id, "number") == "number":
+            raise ConfigError(f"{where}: prompt_id {prior.prompt_id!r} is not a text conditioner of the model")
+        if prior.dit.cond_token_dim != self.cond_dim or prior.dit.global_cond_dim != self.cond_dim:
+            raise ConfigError(f"{where}: cond_token_dim and global_cond_dim must equal cond_dim {self.cond_dim}")
+        if self.latent_length % (prior.pool * prior.dit.patch_size):
+            raise ConfigError(f"{where}: the latent length {self.latent_length} must be a multiple of pool "
+                              f"{prior.pool} x patch_size {prior.dit.patch_size}")
 
     def to_dict(self) -> dict[str, Any]:
         """A stable-audio-tools compatible dict; unknown sections of the original file are kept."""
@@ -430,6 +494,9 @@ class ModelConfig:
         d["prestissimo"].pop("envelope", None)
         if self.envelope is not None:
             d["prestissimo"]["envelope"] = self.envelope.to_dict()
+        d["prestissimo"].pop("envelope_prior", None)
+        if self.envelope_prior is not None:
+            d["prestissimo"]["envelope_prior"] = self.envelope_prior.to_dict()
         return d
 
 
@@ -443,3 +510,14 @@ def _envelope_spec(d: dict[str, Any] | None) -> EnvelopeSpec | None:
     if not spec.mean:
         raise ConfigError("prestissimo.envelope has no mean/std: the model cannot normalise audio it encodes")
     return spec
+
+
+def _envelope_prior_spec(d: dict[str, Any] | None) -> EnvelopePriorSpec | None:
+    if d is None:
+        return None
+    try:
+        return EnvelopePriorSpec.from_dict(d)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"prestissimo.envelope_prior: {e}") from None

@@ -12,14 +12,11 @@ never sees these channels.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 
-from prestissimo.models.config import EnvelopeSpec
-
-ENERGY_FLOOR = 1e-8  # -80 dB: quieter than any band of a 16-bit signal's noise; keeps silence finite
+from prestissimo.models.config import ENERGY_FLOOR, EnvelopeSpec
 
 
 def band_log_energies(audio: torch.Tensor, sample_rate: int, bands_hz: Sequence[tuple[float, float]], hop: int,
@@ -68,7 +65,7 @@ def envelope_channels(audio: torch.Tensor, sample_rate: int, spec: EnvelopeSpec)
 
 def silence(spec: EnvelopeSpec) -> torch.Tensor:
     """The normalised envelope of silence (every band at the floor) [bands, 1]."""
-    return normalise(torch.full((spec.channels, 1), math.log(ENERGY_FLOOR)), spec)
+    return torch.tensor(spec.silence())[:, None]
 
 
 def normalise(log_energies: torch.Tensor, spec: EnvelopeSpec) -> torch.Tensor:

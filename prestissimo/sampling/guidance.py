@@ -6,7 +6,8 @@ from typing import Callable
 
 import torch
 
-from ..models.denoiser import Conditioning
+from ..models.config import Objective
+from ..models.denoiser import Conditioning, add_noise
 
 CondDenoiseFn = Callable[[torch.Tensor, torch.Tensor, Conditioning], torch.Tensor]
 
@@ -55,3 +56,17 @@ def _cat_kv(a: list | None, b: list | None) -> list | None:
     if a is None or b is None:
         return None
     return [None if ka is None else (torch.cat([ka[0], kb[0]]), torch.cat([ka[1], kb[1]])) for ka, kb in zip(a, b)]
+
+
+def hold_channels(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], values: torch.Tensor,
+                  noise: torch.Tensor, start: int, objective: Objective
+                  ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """denoise(x, t) with channels ``start:`` held to ``values`` (inpainting by replacement, along channels):
+    those channels of x are replaced by ``values`` noised to t with the fixed ``noise``, and those of the
+    prediction by ``values``, so every sampler keeps them on the path from that noise to ``values``."""
+    def held(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        noised = add_noise(values.to(x), noise.to(x), t, objective)
+        x0 = denoise(torch.cat([x[:, :start], noised], 1), t)
+        return torch.cat([x0[:, :start], values.to(x0)], 1)
+
+    return held

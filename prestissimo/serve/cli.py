@@ -152,11 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "the latents (models/envelopes.py says why)")
     enc.add_argument("--quiet", action="store_true")
 
-    t = sub.add_parser("train", help="train an autoencoder or a base DiT (resumable; torchrun for several processes)")
-    t.add_argument("what", choices=["autoencoder", "dit"], help="what to train")
+    t = sub.add_parser("train", help="train an autoencoder, a base DiT or an envelope prior for a DiT "
+                       "(resumable; torchrun for several processes)")
+    t.add_argument("what", choices=["autoencoder", "dit", "envelope-prior"], help="what to train")
     t.add_argument("--config", type=Path, default=None, help="JSON config (defaults: the dataclass defaults)")
     t.add_argument("--data", type=Path, required=True,
-                   help="autoencoder: a manifest (.jsonl / .csv); dit: a latent folder from `prestissimo encode`")
+                   help="autoencoder: a manifest (.jsonl / .csv); dit, envelope-prior: a latent folder from "
+                        "`prestissimo encode` (envelope-prior: with --envelopes)")
+    t.add_argument("--base", default=None, help="envelope-prior: the model (DiT with envelope channels) it is "
+                   "trained for and attached to in the export; resuming a finished run with another --base "
+                   "attaches the prior to that one")
     t.add_argument("--out", type=Path, required=True, help="run directory: checkpoints, logs, exported model")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--quiet", action="store_true")
@@ -366,6 +371,10 @@ def cmd_info(args: argparse.Namespace) -> int:
                              + (f", eta {cfg.sampling.eta:g}" if cfg.sampling.sampler == "pingpong" else ""),
         "parameters": {k: v for k, v in counts.items() if k != "text_encoder"},
     }
+    if cfg.envelope_prior is not None:
+        prior = cfg.envelope_prior
+        info["envelope_prior"] = (f"embed {prior.dit.embed_dim}, depth {prior.dit.depth}, every {prior.pool} frames; "
+                                  f"euler {prior.steps} steps, cfg {prior.cfg_scale:g}")
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -609,9 +618,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..training.dit import DiTTrainConfig
     from ..training.run import train_autoencoder, train_dit
 
+    if args.what != "envelope-prior" and args.base is not None:
+        raise UserError("--base is for `train envelope-prior` only")
     if args.what == "autoencoder":
         model_dir = train_autoencoder(load_config(AETrainConfig, args.config), args.data, args.out,
                                       resume=args.resume, progress=not args.quiet)
+    elif args.what == "envelope-prior":
+        from ..training.envelope_prior import EnvelopePriorTrainConfig
+        from ..training.run import train_envelope_prior
+
+        if args.base is None:
+            raise UserError("train envelope-prior needs --base: the model the prior is for")
+        model_dir = train_envelope_prior(load_config(EnvelopePriorTrainConfig, args.config), args.base, args.data,
+                                         args.out, resume=args.resume, progress=not args.quiet)
     else:
         model_dir = train_dit(load_config(DiTTrainConfig, args.config), args.data, args.out, resume=args.resume,
                               progress=not args.quiet)

@@ -16,6 +16,7 @@ from prestissimo.training.loop import Dataset, Trainer, TrainTask
 
 if TYPE_CHECKING:
     from prestissimo.data.latents import LatentDataset
+    from prestissimo.training.envelope_prior import EnvelopePriorTrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +112,27 @@ def check_latent_channels(dataset: "LatentDataset", model_cfg: ModelConfig, fold
         raise ValueError(f"{folder} holds {cache}; the model's DiT reads {model}: {hint}")
     if model_cfg.envelope is not None:
         dataset.envelope = model_cfg.envelope
+
+
+def train_envelope_prior(cfg: "EnvelopePriorTrainConfig", base: str | Path, latents: str | Path, run_dir: str | Path,
+                         resume: bool = False, progress: bool = True) -> Path:
+    """Train an envelope prior for ``base`` (a model whose DiT generates envelope channels) on a latent
+    cache with envelopes; returns the exported model dir (``base`` with the prior attached)."""
+    from prestissimo.data.latents import LatentDataset
+    from prestissimo.models.loading import resolve_model_dir
+    from prestissimo.training.envelope_prior import EnvelopePriorTask
+
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
+    cfg.validate()
+    cfg.loop.validate()
+    info = init_distributed(cfg.loop.device)
+    try:
+        dataset = LatentDataset(latents)
+        task = EnvelopePriorTask(cfg, resolve_model_dir(base), run_dir)
+        check_latent_channels(dataset, task.tta.config, latents)
+        dataset.frames = task.tta.config.latent_length
+        fit_task(task, dataset, cfg.loop, run_dir, cfg, info, resume, progress)
+        return run_dir / "model"
+    finally:
+        shutdown_distributed()

@@ -82,6 +82,8 @@ class LiteTextToAudio:
         self.decoder = LiteDecoder(config.autoencoder, _strip(weights, "pretransform.model.decoder."))
         self.decoder.w = _ReadLog(self.decoder.w)
         self.conditioner_weights = _ReadLog(_strip(weights, "conditioner.conditioners."))
+        prior = config.envelope_prior
+        self.prior = None if prior is None else LiteDiT(prior.dit, _ReadLog(_strip(weights, "envelope_prior.net.")))
         self.text: dict[str, tuple[FastTokenizer, LiteBert, int]] = {}
         for cond in config.conditioners:
             if cond.type != "number":
@@ -97,10 +99,15 @@ class LiteTextToAudio:
         cfg = self.config
         inputs = conditioning_inputs(cfg, ["a"], cfg.max_seconds)  # a config torch cannot feed either: its own error
         try:
-            tokens, global_cond, _ = self._embed_conditioning(inputs)
+            outputs = self._conditioner_outputs(inputs)
+            tokens, global_cond, _ = self._assemble(outputs)
             prep = self.dit.prepare(tokens, global_cond)
             self.dit.velocity(np.zeros((1, cfg.dit.io_channels, cfg.dit.patch_size), np.float32),
                               np.ones(1, np.float32), prep)
+            if self.prior is not None:
+                emb, mask = outputs[cfg.envelope_prior.prompt_id]
+                self.prior.velocity(np.zeros((1, cfg.envelope_channels, cfg.envelope_prior.dit.patch_size), np.float32),
+                                    np.ones(1, np.float32), self.prior.prepare(emb, _masked_mean(emb, mask)))
             self.decoder(np.zeros((1, cfg.autoencoder.latent_dim, 1), np.float32))
         except KeyError as e:
             raise ModelLoadError(f"checkpoint does not match the model config: missing key {e.args[0]!r}") from None
@@ -109,6 +116,8 @@ class LiteTextToAudio:
                 f"checkpoint does not match the model config: a tensor has the wrong shape ({e})") from None
         read = {f"model.model.{k}" for k in self.dit.w.read}
         read |= {f"conditioner.conditioners.{k}" for k in self.conditioner_weights.read}
+        if self.prior is not None:
+            read |= {f"envelope_prior.net.{k}" for k in self.prior.w.read}
         for k in self.decoder.w.read:  # folded weight norm: reading "x.weight" used x.weight_g and x.weight_v
             stem = f"pretransform.model.decoder.{k}"
             read |= {stem, stem + "_g", stem + "_v"}
@@ -166,9 +175,10 @@ class LiteTextToAudio:
     def conditioning(self, prompts: list[str], seconds: float) -> tuple[Array | None, Array | None, Array | None]:
         """Cross-attention tokens, global vector and which global dims come from a prompt, as the
         pipeline builds them."""
-        return self._embed_conditioning(conditioning_inputs(self.config, prompts, seconds))
+        return self._assemble(self._conditioner_outputs(conditioning_inputs(self.config, prompts, seconds)))
 
-    def _embed_conditioning(self, inputs: dict[str, list]) -> tuple[Array | None, Array | None, Array | None]:
+    def _conditioner_outputs(self, inputs: dict[str, list]) -> dict[str, tuple[Array, Array]]:
+        """Per conditioner id: tokens [B, T, D] (padding zeroed) and their mask."""
         out: dict[str, tuple[Array, Array]] = {}
         for cond in self.config.conditioners:
             if cond.type == "number":
@@ -176,23 +186,24 @@ class LiteTextToAudio:
                 out[cond.id] = (emb, np.ones(emb.shape[:2], dtype=bool))
             else:
                 out[cond.id] = self._prompt(cond.id, inputs[cond.id])
+        return out
+
+    def _assemble(self, out: dict[str, tuple[Array, Array]]) -> tuple[Array | None, Array | None, Array | None]:
         cfg = self.config
         tokens = np.concatenate([out[k][0] for k in cfg.cross_attention_cond_ids], axis=1) \
             if cfg.cross_attention_cond_ids else None
         global_cond = prompt_dims = None
         if cfg.global_cond_ids:
-            parts = []
-            for k in cfg.global_cond_ids:
-                emb, mask = out[k]
-                weights = mask.astype(np.float32)[..., None]
-                parts.append((emb * weights).sum(1) / np.maximum(weights.sum(1), 1.0))
-            global_cond = np.concatenate(parts, axis=-1)
+            global_cond = np.concatenate([_masked_mean(*out[k]) for k in cfg.global_cond_ids], axis=-1)
             prompt_dims = np.array(cfg.global_prompt_dims())
         return tokens, global_cond, prompt_dims
 
-    def guided_denoiser(self, prompts: list[str], seconds: float, cfg_scale: float) -> Callable[[Array, float], Array]:
+    def guided_denoiser(self, prompts: list[str], seconds: float, cfg_scale: float,
+                        outputs: dict[str, tuple[Array, Array]] | None = None) -> Callable[[Array, float], Array]:
         """denoise(x, t) -> x0, with classifier-free guidance batched into one call when cfg_scale != 1."""
-        tokens, global_cond, prompt_dims = self.conditioning(prompts, seconds)
+        if outputs is None:
+            outputs = self._conditioner_outputs(conditioning_inputs(self.config, prompts, seconds))
+        tokens, global_cond, prompt_dims = self._assemble(outputs)
         guided = cfg_scale != 1.0
         if guided:  # the unconditional half: no prompt tokens, prompt-derived global dims zeroed
             tokens = None if tokens is None else np.concatenate([tokens, np.zeros_like(tokens)])
@@ -213,11 +224,45 @@ class LiteTextToAudio:
         return denoise
 
     # ------------------------------------------------------------------ generation
+    def prior_envelope(self, outputs: dict[str, tuple[Array, Array]], seconds: float, noise: Array) -> Array:
+        """TextToAudio.prior_envelope: the prior's Euler sampling with CFG from ``noise``, upsampled, silent
+        past ``seconds``."""
+        spec, cfg = self.config.envelope_prior, self.config
+        emb, mask = outputs[spec.prompt_id]
+        pooled = _masked_mean(emb, mask)
+        guided = spec.cfg_scale != 1.0
+        if guided:
+            emb, pooled = np.concatenate([emb, np.zeros_like(emb)]), np.concatenate([pooled, np.zeros_like(pooled)])
+        prep = self.prior.prepare(emb, pooled)
+        x = noise
+        ts = np.linspace(1.0, 0.0, spec.steps + 1)
+        for t, t_next in zip(ts[:-1], ts[1:]):
+            xin = np.concatenate([x, x]) if guided else x
+            x0 = xin - np.float32(t) * self.prior.velocity(xin, np.full(len(xin), t, np.float32), prep)
+            if guided:
+                c, u = np.split(x0, 2)
+                x0 = u + np.float32(spec.cfg_scale) * (c - u)
+            x = x + np.float32(t_next - t) * ((x - x0) / np.float32(t))
+        env = upsample_frames(x, spec.pool)[..., : cfg.latent_length]
+        audible = min(cfg.latent_length, math.ceil(seconds * cfg.sample_rate / cfg.autoencoder.downsampling_ratio))
+        env[..., audible:] = np.asarray(self.config.envelope.silence(), np.float32)[None, :, None]
+        return env.astype(np.float32)
+
     def generate_latents(self, req: GenerationRequest, progress: Callable[[int, int], None] | None = None) -> Array:
         noise = TorchCompatibleNormal(req.seed)
         shape = (len(req.prompts), self.config.dit.io_channels, self.config.latent_length)
         x = noise.randn(shape)
-        denoise = self.guided_denoiser(req.prompts, req.seconds, req.cfg_scale)
+        outputs = self._conditioner_outputs(conditioning_inputs(self.config, req.prompts, req.seconds))
+        denoise = self.guided_denoiser(req.prompts, req.seconds, req.cfg_scale, outputs)
+        if self.prior is not None:  # sampling.guidance.hold_channels: the prior's envelope held throughout
+            spec, d = self.config.envelope_prior, self.config.autoencoder.latent_dim
+            prior_noise = noise.randn((shape[0], self.config.envelope_channels, shape[2] // spec.pool))
+            envelope, env_noise, unheld = self.prior_envelope(outputs, req.seconds, prior_noise), x[:, d:].copy(), denoise
+
+            def denoise(x: Array, t: float) -> Array:
+                noised = np.float32(1 - t) * envelope + np.float32(t) * env_noise
+                x0 = unheld(np.concatenate([x[:, :d], noised], axis=1), t)
+                return np.concatenate([x0[:, :d], envelope], axis=1)
         ts = flow_schedule(req.sampler, req.steps)
         n = len(ts) - 1
         for i in range(n):
@@ -246,6 +291,22 @@ class LiteTextToAudio:
         latents = latents[:, : self.config.autoencoder.latent_dim]  # envelope channels are not decoded
         audio = self.decoder(latents * np.float32(self.config.autoencoder.scale))
         return audio[..., : int(round(req.seconds * self.sample_rate))]
+
+
+def _masked_mean(emb: Array, mask: Array) -> Array:
+    """[B, T, D] tokens, [B, T] mask -> [B, D] mean over the unmasked tokens (pipeline.masked_mean)."""
+    weights = mask.astype(np.float32)[..., None]
+    return (emb * weights).sum(1) / np.maximum(weights.sum(1), 1.0)
+
+
+def upsample_frames(x: Array, factor: int) -> Array:
+    """models.envelope_prior.upsample_frames: linear interpolation with half-pixel centres, edges held."""
+    n = x.shape[-1]
+    source = np.maximum((np.arange(n * factor, dtype=np.float64) + 0.5) / factor - 0.5, 0.0)
+    lo = np.minimum(np.floor(source).astype(np.int64), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (source - lo).astype(np.float32)
+    return x[..., lo] * (1 - w) + x[..., hi] * w
 
 
 def _read_weights(path: Path) -> dict[str, Array]:
