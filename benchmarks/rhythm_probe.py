@@ -2,7 +2,7 @@
 
 Two readings of one model directory (a DiT trained on a latent cache with `--envelopes`):
 
-1. free generation: 15 prompts (slow / mid-tempo / fast x three melodies and two drum grooves),
+1. free generation (the DiT alone, without any envelope prior): 15 prompts (slow / mid-tempo / fast x three melodies and two drum grooves),
    euler sampling with CFG; the beat regularity and tempo class of the audio, and the beat
    regularity of the envelope channels the model generated (before decoding).
 2. envelope given: clips of a latent cache (captions naming a BPM), sampled again from noise with
@@ -26,6 +26,7 @@ from prestissimo.data.latents import LatentDataset
 from prestissimo.evaluation.adherence import beat_autocorrelation, beat_regularity, estimate_bpm, tempo_class
 from prestissimo.evaluation.audio_features import analyse
 from prestissimo.pipeline import TextToAudio
+from prestissimo.sampling.guidance import hold_channels
 from prestissimo.sampling.samplers import sample_euler
 from prestissimo.sampling.schedules import linear_schedule
 
@@ -55,17 +56,6 @@ def frame_loudness(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return 10 * np.log10((frames**2).mean(1) + 1e-8)
 
 
-def held_envelope(denoise, envelope: torch.Tensor, noise: torch.Tensor, latent_dim: int):
-    """denoise(x, t) with the envelope channels of x replaced by ``envelope`` noised to t (with fixed
-    ``noise``) and those of the prediction by ``envelope``: euler then keeps them on that path."""
-    def wrapped(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        level = t.view(-1, 1, 1)
-        x = torch.cat([x[:, :latent_dim], (1 - level) * envelope + level * noise], 1)
-        x0 = denoise(x, t)
-        return torch.cat([x0[:, :latent_dim], envelope], 1)
-    return wrapped
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
@@ -86,7 +76,7 @@ def main() -> None:
 
     prompts, tempos = probe_prompts()
     latents = tta.generate_latents(prompts, steps=args.steps, sampler="euler", cfg_scale=args.cfg_scale,
-                                   seed=args.seed)
+                                   seed=args.seed, use_envelope_prior=False)
     features = [analyse(a.mean(0), tta.sample_rate) for a in tta.decode(latents).float().numpy()]
     rows.append(("free generation", len(prompts), np.mean([beat_regularity(f) for f in features]),
                  np.mean([tempo_class(estimate_bpm(f)) == t for f, t in zip(features, tempos)]),
@@ -101,7 +91,7 @@ def main() -> None:
     noise = torch.randn(real.shape, generator=generator)
     denoise = tta.guided_denoiser(tta.encode_conditioning([i["caption"] for i in items],
                                                           [i["seconds_total"] for i in items]), args.cfg_scale)
-    made = sample_euler(held_envelope(denoise, real[:, d:], noise[:, d:], d), noise, ts, cfg.objective)
+    made = sample_euler(hold_channels(denoise, real[:, d:], noise[:, d:], d, cfg.objective), noise, ts, cfg.objective)
     audio, reference = tta.decode(made).float().numpy(), tta.decode(real).float().numpy()
     features = [analyse(a.mean(0), tta.sample_rate) for a in audio]
     corr = [np.corrcoef(frame_loudness(a.mean(0), tta.sample_rate), frame_loudness(r.mean(0), tta.sample_rate))[0, 1]

@@ -92,6 +92,12 @@ def test_the_card_reads_the_training_stages_from_the_recipe_configs(tmp_path):
     assert card.training_summary(tmp_path).startswith(
         "base rectified-flow DiT (800 steps of batch 12, then 600 more from those weights with a fresh cosine "
         "learning-rate schedule), ARC")
+    (tmp_path / "dit_envelopes.json").write_text(json.dumps({"loop": {"max_steps": 900, "batch_size": 12}}))
+    (tmp_path / "envelope_prior.json").write_text(json.dumps({"loop": {"max_steps": 700, "batch_size": 16}}))
+    text = card.training_summary(tmp_path, envelopes=True)
+    assert text.startswith("joint rectified-flow DiT of latents and band envelopes (900 steps of batch 12), ARC")
+    assert text.endswith("a text-to-envelope prior (700 steps of batch 16) whose envelope the DiT holds while it "
+                         "samples")
 
 
 def test_the_card_names_a_pingpong_eta_and_lists_extra_evaluations_beside_the_shipped_row():

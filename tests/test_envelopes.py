@@ -262,14 +262,13 @@ def test_the_envelope_readout_tells_a_mean_carried_envelope_from_a_power_carried
     assert readouts["power"][0] < 0.1 < 0.8 < readouts["power"][1]
 
 
-def test_a_held_envelope_ends_sampling_exactly_where_it_was_held():
-    """benchmarks/rhythm_probe.py's replacement inpainting: every euler step keeps the envelope
-    channels on the straight path from their noise to the given envelope, whatever the model says."""
-    from conftest import load_script
+def test_held_channels_end_sampling_exactly_where_they_were_held():
+    """Replacement inpainting along channels: every euler step keeps the held channels on the straight
+    path from their noise to the given values, whatever the model says."""
+    from prestissimo.sampling.guidance import hold_channels
     from prestissimo.sampling.samplers import sample_euler
     from prestissimo.sampling.schedules import linear_schedule
 
-    probe = load_script("benchmarks/rhythm_probe.py")
     g = torch.Generator().manual_seed(0)
     noise, envelope = torch.randn(2, 5, 16, generator=g), torch.randn(2, 2, 16, generator=g)
     seen = []
@@ -278,40 +277,31 @@ def test_a_held_envelope_ends_sampling_exactly_where_it_was_held():
         seen.append((float(t[0]), x[:, 3:].clone()))
         return torch.randn(x.shape, generator=g)
 
-    out = sample_euler(probe.held_envelope(model, envelope, noise[:, 3:], 3), noise, linear_schedule(6))
+    out = sample_euler(hold_channels(model, envelope, noise[:, 3:], 3, "rectified_flow"), noise, linear_schedule(6))
     torch.testing.assert_close(out[:, 3:], envelope)
     for t, x_env in seen:
         torch.testing.assert_close(x_env, (1 - t) * envelope + t * noise[:, 3:])
 
 
-def test_the_envelope_prior_experiment_trains_samples_and_reads_tempo(caches, envelope_model_dir):
-    """benchmarks/envelope_prior.py on a tiny cache: pooled envelopes padded with silence, a few
-    training steps that move the weights, samples of the cache's shape, and its tempo reading."""
+def test_the_envelope_prior_benchmark_reads_tempo_and_prints_its_table(prior_model_dir, monkeypatch, capsys):
     from conftest import load_script
 
-    prior = load_script("benchmarks/envelope_prior.py")
-    env, captions, rate = prior.load_envelopes(caches / "env", gain=2.0, pool=5, multiple=4)
-    frames = json.loads((caches / "env" / "latents.json").read_text())["frames"] // 5
-    assert env.shape == (6, 3, -(-frames // 4) * 4) and len(captions) == 6 and rate == RATE / 8 / 5
-    silence = env[:, :, frames:]
-    assert silence.numel() == 0 or torch.allclose(silence, silence[:, :, :1].expand_as(silence))
-
-    text = TextToAudio.from_pretrained(envelope_model_dir)
-    tokens, pooled = text.conditioning_tokens(captions, 1.0)
-    net = prior.DiffusionTransformer(prior.prior_config(3, tokens.shape[-1], pooled.shape[-1]))
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    mask = text.global_prompt_mask()
-    assert prior.train_prior(net, env, tokens.detach(), pooled.detach(), mask, seconds=60, batch=2, max_steps=3) == 3
-    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
-    made = prior.sample_prior(net, tokens[:2], pooled[:2], mask, tuple(env.shape[1:]), steps=2)
-    assert made.shape == (2, *env.shape[1:]) and torch.isfinite(made).all()
-
+    bench = load_script("benchmarks/envelope_prior.py")
     beat_rate, bpm = 100.0, 120.0
     clicks = np.zeros((3, 500))
     clicks[:, :: int(beat_rate * 60 / bpm)] = 1.0
-    regularity, found = prior.envelope_tempo(clicks, beat_rate)
+    regularity, found = bench.envelope_tempo(clicks, beat_rate)
     assert regularity > 0.8 and abs(found - bpm) < 1
-    assert prior.envelope_tempo(np.zeros((3, 500)), beat_rate) == (0.0, 0.0)
+    assert bench.envelope_tempo(np.zeros((3, 500)), beat_rate) == (0.0, 0.0)
+
+    seconds = TextToAudio.from_pretrained(prior_model_dir).config.max_seconds
+    monkeypatch.setattr("sys.argv", ["envelope_prior.py", "--model", str(prior_model_dir), "--seeds", "1",
+                                     "--steps", "1", "--seconds", str(seconds)])
+    monkeypatch.syspath_prepend("benchmarks")
+    bench.main()
+    table = capsys.readouterr().out
+    for row in ("prior envelopes", "audio with the prior", "audio without the prior"):
+        assert f"| {row} |" in table
 
 
 def test_arc_posttrains_a_model_with_envelopes_from_a_manifest(caches, envelope_model_dir, tmp_path):
@@ -422,3 +412,29 @@ def test_the_torch_free_engine_samples_the_envelope_prior_as_torch_does(prior_mo
     with torch.no_grad():
         ref = tta.generate_latents(["a low hum"], seconds=seconds, steps=2, seed=1).numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-4 * np.abs(ref).max() + 1e-6)
+
+
+def test_cli_generate_and_eval_use_the_prior_unless_told_not_to(prior_model_dir, caches, tmp_path):
+    import soundfile as sf
+
+    from prestissimo.serve.cli import main
+
+    clips = {}
+    for engine in ("numpy", "torch"):
+        for flag in ([], ["--no-envelope-prior"]):
+            out = tmp_path / f"{engine}{len(flag)}.wav"
+            assert main(["generate", "a beat", "--model", str(prior_model_dir), "--seed", "0", "--steps", "2",
+                         "--engine", engine, "-o", str(out), "--quiet", *flag]) == 0
+            clips[engine, bool(flag)] = sf.read(out)[0]
+    for flag in (False, True):  # both engines make the same clip either way
+        np.testing.assert_allclose(clips["numpy", flag], clips["torch", flag], atol=2e-3)
+    assert not np.allclose(clips["torch", False], clips["torch", True], atol=1e-3)
+
+    manifest = caches / "data" / "manifest.jsonl"
+    assert main(["eval", "--model", str(prior_model_dir), "--prompts", str(manifest), "--limit", "2", "--steps", "1",
+                 "--out", str(tmp_path / "ev"), "--quiet", "--grid", "0"]) == 0
+    report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert report["envelope_prior_evaluations_per_clip"] == 2 * 2  # 2 prior steps, with CFG
+    assert main(["eval", "--model", str(prior_model_dir), "--prompts", str(manifest), "--limit", "2", "--steps", "1",
+                 "--out", str(tmp_path / "ev0"), "--quiet", "--grid", "0", "--no-envelope-prior"]) == 0
+    assert "envelope_prior_evaluations_per_clip" not in json.loads((tmp_path / "ev0" / "metrics.json").read_text())

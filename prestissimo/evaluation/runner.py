@@ -39,6 +39,7 @@ class GenerationSettings:
     seeds_per_prompt: int = 1
     batch_size: int = 8
     seed: int = 0
+    envelope_prior: bool = True  # a model with an envelope prior uses it (False: its DiT alone)
 
     def __post_init__(self) -> None:
         if self.seeds_per_prompt < 1 or self.batch_size < 1:
@@ -69,7 +70,8 @@ def generate_for_manifest(tta: Any, entries: Sequence[ManifestEntry], settings: 
                 batch[0].seconds or tta.config.max_seconds, tta.config.max_seconds)
             start = time.perf_counter()
             audio = tta.generate([e.caption for e in batch], seconds=seconds, steps=req.steps, sampler=req.sampler,
-                                 cfg_scale=req.cfg_scale, seed=settings.seed + 1000 * k + b, eta=settings.eta)
+                                 cfg_scale=req.cfg_scale, seed=settings.seed + 1000 * k + b, eta=settings.eta,
+                                 use_envelope_prior=settings.envelope_prior)
             elapsed += time.perf_counter() - start
             for entry, clip in zip(batch, audio):
                 save_wav(clip, out / clip_name(entry, k), tta.sample_rate)
@@ -77,8 +79,11 @@ def generate_for_manifest(tta: Any, entries: Sequence[ManifestEntry], settings: 
             if progress:
                 progress(len(batch))
     nfe = req.steps * (1 if req.cfg_scale == 1.0 else 2)
+    prior = tta.config.envelope_prior if settings.envelope_prior else None
     return {"steps": req.steps, "sampler": req.sampler, "cfg_scale": req.cfg_scale,
             **({"eta": req.eta} if req.sampler == "pingpong" else {}),
+            **({} if prior is None else {"envelope_prior_evaluations_per_clip":
+                                         prior.steps * (1 if prior.cfg_scale == 1.0 else 2)}),
             "network_evaluations_per_clip": nfe, "seconds_per_clip": elapsed / max(n_clips, 1),
             "batch_size": settings.batch_size, "clips": n_clips}
 

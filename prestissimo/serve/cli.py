@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cfg-scale", type=_number, default=None, help="classifier-free guidance scale; 1 = off")
     g.add_argument("--eta", type=_number, default=None, help=ETA_HELP)
     g.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    g.add_argument("--no-envelope-prior", dest="envelope_prior", action="store_false",
+                   help="a model with an envelope prior: let its DiT generate the envelope channels itself")
     g.add_argument("--init-audio", type=Path, default=None,
                    help="audio-to-audio: start from this file (resampled, cropped/padded to the window)")
     g.add_argument("--init-noise-level", type=_number, default=0.7,
@@ -131,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sampler", default=None)
     e.add_argument("--cfg-scale", type=_number, default=None)
     e.add_argument("--eta", type=_number, default=None, help=ETA_HELP)
+    e.add_argument("--no-envelope-prior", dest="envelope_prior", action="store_false",
+                   help="a model with an envelope prior: let its DiT generate the envelope channels itself")
     e.add_argument("--seconds", type=_number, default=None, help="default: each row's seconds, else the model window")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--batch-size", type=int, default=8)
@@ -328,7 +332,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             seed = None if args.seed is None else args.seed + b
             audio = model.generate(batch, seconds=args.seconds, steps=args.steps, sampler=args.sampler,
                                    cfg_scale=args.cfg_scale, seed=seed, progress=lambda i, n: bar.update(1),
-                                   eta=args.eta, **extra)
+                                   eta=args.eta, use_envelope_prior=args.envelope_prior, **extra)
             if batch_mode:
                 for j, (prompt, clip) in enumerate(zip(batch, audio)):
                     index = b * args.batch_size + j
@@ -562,7 +566,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     entries = read_manifest(args.prompts)[: args.limit]
     settings = GenerationSettings(steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale, eta=args.eta,
                                   seconds=args.seconds, seeds_per_prompt=args.seeds, batch_size=args.batch_size,
-                                  seed=args.seed)
+                                  seed=args.seed, envelope_prior=args.envelope_prior)
     backend = create_embedding_backend(args.embedding)
     clap = ClapEmbedding(args.clap) if args.clap is not None else None
     timing: dict = {}

