@@ -281,7 +281,8 @@ class TextToAudio(nn.Module):
         denoise = self.guided_denoiser(self.encode_conditioning(req.prompts, req.seconds), req.cfg_scale)
         if self.envelope_prior is not None and init_audio is None and use_envelope_prior:
             prior_shape = (shape[0], self.config.envelope_channels, shape[2] // self.envelope_prior.spec.pool)
-            envelope = self.prior_envelope(req.prompts, req.seconds, torch.randn(prior_shape, generator=generator))
+            prior_noise = torch.randn(prior_shape, generator=generator).to(device)
+            envelope = self.prior_envelope(req.prompts, req.seconds, prior_noise)
             latent_dim = self.config.autoencoder.latent_dim
             denoise = hold_channels(denoise, envelope.to(device, dtype), noise[:, latent_dim:], latent_dim, objective)
         ts = self._schedule(req.sampler, req.steps, t_start)

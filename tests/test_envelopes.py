@@ -438,3 +438,32 @@ def test_cli_generate_and_eval_use_the_prior_unless_told_not_to(prior_model_dir,
     assert main(["eval", "--model", str(prior_model_dir), "--prompts", str(manifest), "--limit", "2", "--steps", "1",
                  "--out", str(tmp_path / "ev0"), "--quiet", "--grid", "0", "--no-envelope-prior"]) == 0
     assert "envelope_prior_evaluations_per_clip" not in json.loads((tmp_path / "ev0" / "metrics.json").read_text())
+
+
+def test_a_model_config_with_an_envelope_prior_round_trips_and_names_what_does_not_fit():
+    from prestissimo.models.config import DiTConfig, EnvelopePriorSpec
+
+    c = envelope_config()
+    dit = DiTConfig(io_channels=3, embed_dim=64, depth=1, num_heads=2, cond_token_dim=c["model"]["conditioning"]["cond_dim"],
+                    global_cond_dim=c["model"]["conditioning"]["cond_dim"], global_cond_type="adaLN", patch_size=2)
+    c["prestissimo"]["envelope_prior"] = EnvelopePriorSpec(dit=dit, pool=2, steps=7).to_dict()
+    cfg = ModelConfig.from_dict(c)
+    assert cfg.envelope_prior.steps == 7 and ModelConfig.from_dict(cfg.to_dict()).envelope_prior == cfg.envelope_prior
+
+    def refused(change, match):
+        bad = json.loads(json.dumps(c))
+        change(bad)
+        with pytest.raises(ConfigError, match=match):
+            ModelConfig.from_dict(bad)
+
+    def without_envelopes(d):
+        d["prestissimo"].pop("envelope")
+        d["model"]["diffusion"]["config"]["io_channels"] = d["model"]["io_channels"]
+
+    refused(without_envelopes, "no envelope channels")
+    refused(lambda d: d["prestissimo"]["envelope_prior"]["dit"].update(io_channels=4), "io_channels 4 != the envelope's 3")
+    refused(lambda d: d["prestissimo"]["envelope_prior"].update(prompt_id="seconds_total"), "not a text conditioner")
+    refused(lambda d: d["prestissimo"]["envelope_prior"].update(pool=7), "multiple of pool 7")
+    refused(lambda d: d["prestissimo"]["envelope_prior"].update(speed=2), r"unknown keys \['speed'\]")
+    refused(lambda d: d["prestissimo"]["envelope_prior"].pop("dit"), "no 'dit'")
+    refused(lambda d: d["prestissimo"]["envelope_prior"].update(steps=0), "must be >= 1")

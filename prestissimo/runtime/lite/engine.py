@@ -5,7 +5,7 @@ with the shipped model (benchmarks/generate_wall_time.py). This engine reads the
 directory (model_config.json + model.safetensors, the text encoder's folder), computes what
 ``TextToAudio.generate`` computes (tests/test_lite.py compares them), and draws the same noise for a
 seed. It covers rectified-flow DiT models with Oobleck decoders, number conditioners and plain BERT
-text encoders, sampled with ping-pong or Euler; anything else is refused with the reason
+text encoders, with or without envelope channels and an envelope prior, sampled with ping-pong or Euler; anything else is refused with the reason
 (:func:`unsupported_reason`), and the CLI then takes the torch path.
 """
 
