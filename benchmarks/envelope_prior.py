@@ -20,17 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prestissimo.evaluation.adherence import (beat_autocorrelation, beat_regularity, estimate_bpm, estimate_family,
+from prestissimo.evaluation.adherence import (beat_regularity, envelope_tempo, estimate_bpm, estimate_family,
                                               tempo_class)
 from prestissimo.evaluation.audio_features import analyse
 from prestissimo.pipeline import TextToAudio
-
-
-def envelope_tempo(envelope: np.ndarray, frame_rate: float) -> tuple[float, float]:
-    """(beat regularity, BPM) of envelope channels [bands, frames]: beat_autocorrelation of their
-    band-mean positive flux, and the BPM of the lag where it peaks (0 when there is none)."""
-    score, lag = beat_autocorrelation(np.maximum(np.diff(envelope.mean(0)), 0.0), frame_rate)
-    return score, (60.0 * frame_rate / lag if lag else 0.0)
 
 
 def main() -> None:

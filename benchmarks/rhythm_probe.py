@@ -2,8 +2,8 @@
 
 Two readings of one model directory (a DiT trained on a latent cache with `--envelopes`):
 
-1. free generation (the DiT alone, without any envelope prior): 15 prompts (slow / mid-tempo / fast x three melodies and two drum grooves),
-   euler sampling with CFG; the beat regularity and tempo class of the audio, and the beat
+1. free generation (the DiT alone, without any envelope prior): 15 prompts (slow / mid-tempo /
+   fast x three melodies and two drum grooves), euler sampling with CFG; the beat regularity and tempo class of the audio, and the beat
    regularity of the envelope channels the model generated (before decoding).
 2. envelope given: clips of a latent cache (captions naming a BPM), sampled again from noise with
    the envelope channels held to the clip's own (noised to each step's level, the "replacement"
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from prestissimo.data.latents import LatentDataset
-from prestissimo.evaluation.adherence import beat_autocorrelation, beat_regularity, estimate_bpm, tempo_class
+from prestissimo.evaluation.adherence import beat_regularity, envelope_tempo, estimate_bpm, tempo_class
 from prestissimo.evaluation.audio_features import analyse
 from prestissimo.pipeline import TextToAudio
 from prestissimo.sampling.guidance import hold_channels
@@ -42,11 +42,6 @@ def probe_prompts() -> tuple[list[str], list[str]]:
         prompts += [f"A {word} {d} drum beat" for d in GROOVES]
         tempos += [tempo] * (len(MELODIES) + len(GROOVES))
     return prompts, tempos
-
-
-def envelope_regularity(envelope: np.ndarray, frame_rate: float) -> float:
-    """beat_regularity's measure on the band-mean envelope channels (their positive flux)."""
-    return beat_autocorrelation(np.maximum(np.diff(envelope.mean(0)), 0.0), frame_rate)[0]
 
 
 def frame_loudness(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -80,7 +75,7 @@ def main() -> None:
     features = [analyse(a.mean(0), tta.sample_rate) for a in tta.decode(latents).float().numpy()]
     rows.append(("free generation", len(prompts), np.mean([beat_regularity(f) for f in features]),
                  np.mean([tempo_class(estimate_bpm(f)) == t for f, t in zip(features, tempos)]),
-                 np.mean([envelope_regularity(z[d:].numpy(), rate) for z in latents]), float("nan")))
+                 np.mean([envelope_tempo(z[d:].numpy(), rate)[0] for z in latents]), float("nan")))
 
     data = LatentDataset(args.latents, frames=cfg.latent_length)
     data.envelope = cfg.envelope
@@ -97,7 +92,7 @@ def main() -> None:
     corr = [np.corrcoef(frame_loudness(a.mean(0), tta.sample_rate), frame_loudness(r.mean(0), tta.sample_rate))[0, 1]
             for a, r in zip(audio, reference)]
     rows.append(("clip's envelope held", len(items), np.mean([beat_regularity(f) for f in features]), float("nan"),
-                 np.mean([envelope_regularity(z[d:].numpy(), rate) for z in real]), float(np.mean(corr))))
+                 np.mean([envelope_tempo(z[d:].numpy(), rate)[0] for z in real]), float(np.mean(corr))))
     reference_features = [analyse(r.mean(0), tta.sample_rate) for r in reference]
     rows.append(("the clips, reconstructed", len(items), np.mean([beat_regularity(f) for f in reference_features]),
                  float("nan"), float("nan"), 1.0))

@@ -285,14 +285,15 @@ def test_held_channels_end_sampling_exactly_where_they_were_held():
 
 def test_the_envelope_prior_benchmark_reads_tempo_and_prints_its_table(prior_model_dir, monkeypatch, capsys):
     from conftest import load_script
+    from prestissimo.evaluation.adherence import envelope_tempo
 
     bench = load_script("benchmarks/envelope_prior.py")
     beat_rate, bpm = 100.0, 120.0
     clicks = np.zeros((3, 500))
     clicks[:, :: int(beat_rate * 60 / bpm)] = 1.0
-    regularity, found = bench.envelope_tempo(clicks, beat_rate)
+    regularity, found = envelope_tempo(clicks, beat_rate)
     assert regularity > 0.8 and abs(found - bpm) < 1
-    assert bench.envelope_tempo(np.zeros((3, 500)), beat_rate) == (0.0, 0.0)
+    assert envelope_tempo(np.zeros((3, 500)), beat_rate) == (0.0, 0.0)
 
     seconds = TextToAudio.from_pretrained(prior_model_dir).config.max_seconds
     monkeypatch.setattr("sys.argv", ["envelope_prior.py", "--model", str(prior_model_dir), "--seeds", "1",

@@ -74,6 +74,13 @@ def beat_autocorrelation(envelope: np.ndarray, frame_rate: float) -> tuple[float
     return scores[best], lo + best
 
 
+def envelope_tempo(envelope: np.ndarray, frame_rate: float) -> tuple[float, float]:
+    """(beat regularity, BPM) of band envelopes [bands, frames] (models/envelopes.py): :func:`beat_autocorrelation`
+    of their band-mean positive flux, and the BPM of the lag where it peaks (0 when there is none)."""
+    score, lag = beat_autocorrelation(np.maximum(np.diff(envelope.mean(0)), 0.0), frame_rate)
+    return score, (60.0 * frame_rate / lag if lag else 0.0)
+
+
 def beat_regularity(f: AudioFeatures) -> float:
     """How strongly the onsets repeat at one beat: :func:`beat_autocorrelation` of the onset envelope.
     Near 1: every onset a beat after the last (synthbench melodies and grooves); near 0: onsets at

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from prestissimo.models.config import EnvelopePriorSpec
+from prestissimo.models.denoiser import Conditioning
 from prestissimo.models.dit import DiffusionTransformer
+from prestissimo.sampling.guidance import cfg_denoiser, null_conditioning
 from prestissimo.sampling.samplers import sample_euler
 from prestissimo.sampling.schedules import linear_schedule
 
@@ -56,23 +58,19 @@ class EnvelopePrior(nn.Module):
     def sample(self, noise: torch.Tensor, tokens: torch.Tensor, pooled: torch.Tensor, steps: int | None = None,
                cfg_scale: float | None = None) -> torch.Tensor:
         """Pooled envelopes [B, bands, F] from noise of that shape; Euler with classifier-free guidance
-        (the unconditional input: zero tokens and a zero pooled prompt, as in training's dropout)."""
+        (the unconditional input: zero tokens and a zero pooled prompt, as in training's dropout). The
+        tokens are embedded once, not at every step."""
         steps = self.spec.steps if steps is None else steps
         scale = self.spec.cfg_scale if cfg_scale is None else cfg_scale
-        guided = scale != 1.0
-        if guided:
-            tokens, pooled = torch.cat([tokens, torch.zeros_like(tokens)]), torch.cat([pooled, torch.zeros_like(pooled)])
         dtype = next(self.parameters()).dtype
-        tokens, pooled = tokens.to(dtype), pooled.to(dtype)
+        cond = Conditioning(context=self.net.embed_context(tokens.to(dtype)), global_cond=pooled.to(dtype),
+                            global_prompt_mask=torch.ones(pooled.shape[-1], dtype=torch.bool, device=pooled.device))
 
-        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            xin, tin = (torch.cat([x, x]), torch.cat([t, t])) if guided else (x, t)
-            x0 = xin - tin.view(-1, 1, 1) * self.velocity(xin.to(dtype), tin.to(dtype), tokens, pooled).to(x.dtype)
-            if not guided:
-                return x0
-            c, u = x0.chunk(2)
-            return u + scale * (c - u)
+        def x0(x: torch.Tensor, t: torch.Tensor, c: Conditioning) -> torch.Tensor:
+            v = self.net(x.to(dtype), t.to(dtype), global_cond=c.global_cond, context=c.context)
+            return x - t.view(-1, 1, 1) * v.to(x.dtype)
 
+        denoise = cfg_denoiser(x0, cond, null_conditioning(cond), scale)
         return sample_euler(denoise, noise, linear_schedule(steps).to(noise.device), "rectified_flow")
 
 

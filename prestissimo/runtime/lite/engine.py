@@ -5,8 +5,9 @@ with the shipped model (benchmarks/generate_wall_time.py). This engine reads the
 directory (model_config.json + model.safetensors, the text encoder's folder), computes what
 ``TextToAudio.generate`` computes (tests/test_lite.py compares them), and draws the same noise for a
 seed. It covers rectified-flow DiT models with Oobleck decoders, number conditioners and plain BERT
-text encoders, with or without envelope channels and an envelope prior, sampled with ping-pong or Euler; anything else is refused with the reason
-(:func:`unsupported_reason`), and the CLI then takes the torch path.
+text encoders, with or without envelope channels and an envelope prior, sampled with ping-pong or
+Euler; anything else is refused with the reason (:func:`unsupported_reason`), and the CLI then takes
+the torch path.
 """
 
 from __future__ import annotations
@@ -203,25 +204,7 @@ class LiteTextToAudio:
         """denoise(x, t) -> x0, with classifier-free guidance batched into one call when cfg_scale != 1."""
         if outputs is None:
             outputs = self._conditioner_outputs(conditioning_inputs(self.config, prompts, seconds))
-        tokens, global_cond, prompt_dims = self._assemble(outputs)
-        guided = cfg_scale != 1.0
-        if guided:  # the unconditional half: no prompt tokens, prompt-derived global dims zeroed
-            tokens = None if tokens is None else np.concatenate([tokens, np.zeros_like(tokens)])
-            if global_cond is not None:
-                uncond = np.where(prompt_dims, 0.0, global_cond).astype(np.float32)
-                global_cond = np.concatenate([global_cond, uncond])
-        prep: Prepared = self.dit.prepare(tokens, global_cond)
-
-        def denoise(x: Array, t: float) -> Array:
-            xin = np.concatenate([x, x]) if guided else x
-            tb = np.full(xin.shape[0], t, dtype=np.float32)
-            x0 = xin - np.float32(t) * self.dit.velocity(xin, tb, prep)
-            if not guided:
-                return x0
-            c, u = np.split(x0, 2)
-            return u + np.float32(cfg_scale) * (c - u)
-
-        return denoise
+        return _guided_x0(self.dit, *self._assemble(outputs), cfg_scale)
 
     # ------------------------------------------------------------------ generation
     def prior_envelope(self, outputs: dict[str, tuple[Array, Array]], seconds: float, noise: Array) -> Array:
@@ -230,19 +213,11 @@ class LiteTextToAudio:
         spec, cfg = self.config.envelope_prior, self.config
         emb, mask = outputs[spec.prompt_id]
         pooled = _masked_mean(emb, mask)
-        guided = spec.cfg_scale != 1.0
-        if guided:
-            emb, pooled = np.concatenate([emb, np.zeros_like(emb)]), np.concatenate([pooled, np.zeros_like(pooled)])
-        prep = self.prior.prepare(emb, pooled)
+        denoise = _guided_x0(self.prior, emb, pooled, np.ones(pooled.shape[-1], bool), spec.cfg_scale)
         x = noise
-        ts = np.linspace(1.0, 0.0, spec.steps + 1)
+        ts = flow_schedule("euler", spec.steps)
         for t, t_next in zip(ts[:-1], ts[1:]):
-            xin = np.concatenate([x, x]) if guided else x
-            x0 = xin - np.float32(t) * self.prior.velocity(xin, np.full(len(xin), t, np.float32), prep)
-            if guided:
-                c, u = np.split(x0, 2)
-                x0 = u + np.float32(spec.cfg_scale) * (c - u)
-            x = x + np.float32(t_next - t) * ((x - x0) / np.float32(t))
+            x = _euler_step(x, denoise(x, float(t)), float(t), float(t_next))
         env = upsample_frames(x, spec.pool)[..., : cfg.latent_length]
         audible = min(cfg.latent_length, math.ceil(seconds * cfg.sample_rate / cfg.autoencoder.downsampling_ratio))
         env[..., audible:] = np.asarray(self.config.envelope.silence(), np.float32)[None, :, None]
@@ -258,7 +233,8 @@ class LiteTextToAudio:
         if self.prior is not None and use_envelope_prior:  # sampling.guidance.hold_channels: the envelope held
             spec, d = self.config.envelope_prior, self.config.autoencoder.latent_dim
             prior_noise = noise.randn((shape[0], self.config.envelope_channels, shape[2] // spec.pool))
-            envelope, env_noise, unheld = self.prior_envelope(outputs, req.seconds, prior_noise), x[:, d:].copy(), denoise
+            envelope = self.prior_envelope(outputs, req.seconds, prior_noise)
+            env_noise, unheld = x[:, d:].copy(), denoise
 
             def denoise(x: Array, t: float) -> Array:
                 noised = np.float32(1 - t) * envelope + np.float32(t) * env_noise
@@ -270,7 +246,7 @@ class LiteTextToAudio:
             t, t_next = float(ts[i]), float(ts[i + 1])
             x0 = denoise(x, t)
             if req.sampler == "euler":
-                x = x + np.float32(t_next - t) * ((x - x0) / np.float32(t))
+                x = _euler_step(x, x0, t, t_next)
             elif t_next > 0:  # ping-pong: re-noise the estimate with fresh noise (eta < 1: some of x's own)
                 fresh = noise.randn(shape)
                 if req.eta < 1.0:
@@ -293,6 +269,36 @@ class LiteTextToAudio:
         latents = latents[:, : self.config.autoencoder.latent_dim]  # envelope channels are not decoded
         audio = self.decoder(latents * np.float32(self.config.autoencoder.scale))
         return audio[..., : int(round(req.seconds * self.sample_rate))]
+
+
+def _guided_x0(dit: LiteDiT, tokens: Array | None, global_cond: Array | None, prompt_dims: Array | None,
+               cfg_scale: float) -> Callable[[Array, float], Array]:
+    """denoise(x, t) -> x0 of a DiT for conditioner outputs, with classifier-free guidance batched into
+    one call when cfg_scale != 1 (the unconditional half: no prompt tokens, prompt-derived global dims
+    zeroed), as sampling.guidance.cfg_denoiser."""
+    guided = cfg_scale != 1.0
+    if guided:
+        tokens = None if tokens is None else np.concatenate([tokens, np.zeros_like(tokens)])
+        if global_cond is not None:
+            uncond = np.where(prompt_dims, 0.0, global_cond).astype(np.float32)
+            global_cond = np.concatenate([global_cond, uncond])
+    prep: Prepared = dit.prepare(tokens, global_cond)
+
+    def denoise(x: Array, t: float) -> Array:
+        xin = np.concatenate([x, x]) if guided else x
+        tb = np.full(xin.shape[0], t, dtype=np.float32)
+        x0 = xin - np.float32(t) * dit.velocity(xin, tb, prep)
+        if not guided:
+            return x0
+        c, u = np.split(x0, 2)
+        return u + np.float32(cfg_scale) * (c - u)
+
+    return denoise
+
+
+def _euler_step(x: Array, x0: Array, t: float, t_next: float) -> Array:
+    """One Euler step of the rectified-flow ODE (sampling.samplers.sample_euler): v = (x - x0) / t."""
+    return x + np.float32(t_next - t) * ((x - x0) / np.float32(t))
 
 
 def _masked_mean(emb: Array, mask: Array) -> Array:
