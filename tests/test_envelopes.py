@@ -398,6 +398,19 @@ def test_an_envelope_prior_needs_a_model_with_envelope_channels(caches, bert_mod
         train_envelope_prior(prior_train_config(), bert_model_dir, caches / "env", tmp_path / "run", progress=False)
 
 
+@pytest.mark.parametrize("architecture, match", [({"pool": 0}, "pool and steps must be >= 1"),
+                                                 ({"num_heads": 3}, "not divisible by num_heads"),
+                                                 ({"patch_size": 0}, "patch_size must be >= 1")])
+def test_a_nonsense_prior_architecture_is_refused_before_training(architecture, match, envelope_model_dir, caches,
+                                                                   tmp_path):
+    from prestissimo.training.run import train_envelope_prior
+
+    cfg = prior_train_config()
+    cfg.architecture.__dict__.update(architecture)
+    with pytest.raises(ConfigError, match=match):
+        train_envelope_prior(cfg, envelope_model_dir, caches / "env", tmp_path / "run", progress=False)
+
+
 def test_the_torch_free_engine_samples_the_envelope_prior_as_torch_does(prior_model_dir):
     from prestissimo.runtime.lite import LiteTextToAudio
     from prestissimo.runtime.lite.engine import upsample_frames

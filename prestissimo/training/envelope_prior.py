@@ -83,8 +83,9 @@ def prior_spec(cfg: EnvelopePriorTrainConfig, tta: TextToAudio) -> EnvelopePrior
     dit = DiTConfig(io_channels=config.envelope.channels, embed_dim=a.embed_dim, depth=a.depth, num_heads=a.num_heads,
                     cond_token_dim=config.cond_dim, global_cond_dim=config.cond_dim, global_cond_type="adaLN",
                     qk_norm="ln", patch_size=a.patch_size, sinusoidal_pos_emb=True)
-    spec = EnvelopePriorSpec(dit=dit, pool=a.pool, prompt_id=text[0], steps=cfg.sampling_steps,
-                             cfg_scale=cfg.sampling_cfg_scale)
+    # Through from_dict, so the architecture gets the checks a loaded model config gets.
+    spec = EnvelopePriorSpec.from_dict({"dit": dit.to_dict(), "pool": a.pool, "prompt_id": text[0],
+                                        "steps": cfg.sampling_steps, "cfg_scale": cfg.sampling_cfg_scale})
     dataclasses.replace(config, envelope_prior=spec).validate()
     return spec
 
