@@ -188,3 +188,33 @@ def test_console_script_end_to_end(tmp_path):
     bad = subprocess.run(cmd + ["generate", "   ", "--model", str(model)], env=env, capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip() == "prestissimo: error: prompt is empty"
+
+
+def test_export_takes_a_decoder_fine_tuned_behind_the_models_encoder_and_refuses_another_encoder(
+        tiny_model_dir, tmp_path, capsys):
+    import copy
+
+    from prestissimo import TextToAudio
+    from prestissimo.models.autoencoder_io import save_autoencoder
+
+    model = TextToAudio.from_pretrained(tiny_model_dir)
+    ae = copy.deepcopy(model.pretransform.model)
+    with torch.no_grad():
+        for p in ae.decoder.parameters():
+            p.add_(0.01)
+    save_autoencoder(ae, model.sample_rate, model.config.sample_size, tmp_path / "tuned")
+    out = tmp_path / "release"
+    code, _, err = run(["export", tiny_model_dir, "--out", out, "--storage", "fp32", "--decoder", tmp_path / "tuned"],
+                       capsys)
+    assert code == 0, err
+    exported = TextToAudio.from_pretrained(out).pretransform.model.state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in ae.state_dict().items())
+    latents = model.generate_latents(["a bell"], seconds=0.5, steps=2, seed=0)
+    assert not torch.equal(model.decode(latents), TextToAudio.from_pretrained(out).decode(latents))
+
+    with torch.no_grad():
+        next(ae.encoder.parameters()).add_(0.01)
+    save_autoencoder(ae, model.sample_rate, model.config.sample_size, tmp_path / "other")
+    code, _, err = run(["export", tiny_model_dir, "--out", tmp_path / "x", "--decoder", tmp_path / "other"], capsys)
+    assert code == 2 and "another encoder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()

@@ -98,6 +98,11 @@ def test_the_card_reads_the_training_stages_from_the_recipe_configs(tmp_path):
     assert text.startswith("joint rectified-flow DiT of latents and band envelopes (900 steps of batch 12), ARC")
     assert text.endswith("a text-to-envelope prior (700 steps of batch 16) whose envelope the DiT holds while it "
                          "samples")
+    (tmp_path / "dit_envelopes_continue.json").write_text(json.dumps({"loop": {"max_steps": 500},
+                                                                     "optim": {"schedule": "cosine"}}))
+    assert card.training_summary(tmp_path, envelopes=True).startswith(
+        "joint rectified-flow DiT of latents and band envelopes (900 steps of batch 12, then 500 more from those "
+        "weights with a fresh cosine learning-rate schedule), ARC")
 
 
 def test_the_card_names_a_pingpong_eta_and_lists_extra_evaluations_beside_the_shipped_row():

@@ -171,6 +171,7 @@ def test_released_configs_have_the_expected_geometry():
     (lambda c: c["model"]["diffusion"]["config"].update(input_concat_dim=4), "input_concat_dim"),
     (lambda c: c["model"]["diffusion"]["config"].update(patch_size=0), "patch_size"),
     (lambda c: c["model"]["diffusion"]["config"].update(num_heads=7), "divisible"),
+    (lambda c: c["model"]["diffusion"]["config"].update(num_heads=64), "narrower than the rotary"),
     (lambda c: c["model"]["diffusion"].update(global_cond_ids=["nope"]), "nope"),
     (lambda c: c["model"]["pretransform"]["config"]["encoder"].update(type="dac"), "dac"),
     (lambda c: c.update(model_type="lm"), "model_type"),

@@ -612,3 +612,57 @@ def test_latent_cache_stores_raw_means_whatever_the_pretransform_scale(latents, 
     encode_dataset(ae, rate, entries, tmp_path / "b", 1.0, progress=False)
     a, b = (load_file(str(tmp_path / d / "shard_00000.safetensors"))["latents"] for d in "ab")
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_decoder_fine_tune_keeps_the_encoder_and_changes_only_the_decoder(latents, tmp_path):
+    """init_from + train_encoder false: the latents cached with the encoder stay the DiT's latents."""
+    from prestissimo.models.autoencoder_io import load_autoencoder
+    from prestissimo.training.autoencoder import AETrainConfig
+    from prestissimo.training.run import train_autoencoder
+
+    cfg = AETrainConfig(preset="tiny", seconds=0.25, init_from=str(latents / "ae"), train_encoder=False,
+                        latent_noise=0.5, eval_clips=1,
+                        loop=LoopConfig(max_steps=2, batch_size=2, checkpoint_every=2, log_every=1, ema_decay=0.0))
+    out = train_autoencoder(cfg, latents / "data" / "manifest.jsonl", tmp_path / "run", progress=False)
+    before, after = (load_autoencoder(d)[0].state_dict() for d in (latents / "ae", out))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+
+
+def test_latent_noise_perturbs_what_the_decoder_sees_by_at_most_its_share_of_the_latent_std(latents):
+    from prestissimo.training.autoencoder import AETrainConfig, AutoencoderTask
+
+    audio = torch.randn(4, 2, 2048) * 0.1
+    batch = Batch(data={"audio": audio}, positions=[0, 1, 2, 3], step=3, seed=0, weight=1.0)
+    seen = {}
+
+    def decoder_inputs(noise: float) -> torch.Tensor:
+        task = AutoencoderTask(AETrainConfig(preset="tiny", init_from=str(latents / "ae"), train_encoder=False,
+                                             latent_noise=noise), Path("unused"))
+        task.ae.decoder.register_forward_hook(lambda module, args, out: seen.__setitem__("z", args[0]))
+        with torch.no_grad():
+            _, mean, _ = task.reconstruct(audio, batch)
+        return seen["z"], mean
+
+    plain, mean = decoder_inputs(0.0)
+    noisy, _ = decoder_inputs(0.5)
+    offsets = (noisy - plain).std(dim=(1, 2))
+    assert (offsets > 0).all() and (offsets <= 0.5 * mean.std() * 1.2).all()
+    assert offsets.std() > 0  # each clip draws its own level
+
+
+def test_decoder_fine_tune_settings_are_checked():
+    from prestissimo.training.autoencoder import AETrainConfig
+
+    with pytest.raises(ValueError, match="needs init_from"):
+        AETrainConfig(preset="tiny", train_encoder=False).architecture()
+    with pytest.raises(ValueError, match="latent_noise"):
+        AETrainConfig(preset="tiny", latent_noise=-0.1).architecture()
+
+
+def test_a_fine_tune_from_an_autoencoder_of_another_architecture_names_what_differs(latents):
+    from prestissimo.training.autoencoder import AETrainConfig, AutoencoderTask
+
+    with pytest.raises(ValueError, match="latent_dim"):
+        AutoencoderTask(AETrainConfig(preset="tiny", overrides={"latent_dim": 4}, init_from=str(latents / "ae")),
+                        Path("unused"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 #: "rf_denoiser" is rectified flow too; stable-audio-tools uses the name for ARC post-trained models
@@ -51,6 +51,10 @@ class AutoencoderConfig:
         for s in self.strides:
             ratio *= s
         return ratio
+
+    def architecture_differences(self, other: "AutoencoderConfig") -> list[str]:
+        """Names of the fields (all but the latent ``scale``) in which two autoencoders' networks differ."""
+        return [f.name for f in fields(self) if f.name != "scale" and getattr(self, f.name) != getattr(other, f.name)]
 
     @property
     def encoder_latent_dim(self) -> int:
@@ -245,6 +249,9 @@ class DiTConfig:
             raise ConfigError(f"dit: patch_size must be >= 1, got {cfg.patch_size}")
         if cfg.embed_dim % cfg.num_heads:
             raise ConfigError(f"dit: embed_dim {cfg.embed_dim} is not divisible by num_heads {cfg.num_heads}")
+        if cfg.dim_heads < 32:  # stable-audio-tools rotates max(head width / 2, 32) channels of each head
+            raise ConfigError(f"dit: heads of width {cfg.dim_heads} (embed_dim {cfg.embed_dim} / num_heads "
+                              f"{cfg.num_heads}) are narrower than the rotary embedding's 32 channels; use fewer heads")
         if cfg.cond_token_dim and cfg.cond_embed_dim % cfg.dim_heads:
             raise ConfigError("dit: the cross-attention context width must be a multiple of the head width")
         if cfg.global_cond_type not in ("prepend", "adaLN"):

@@ -37,13 +37,44 @@ def _default_permissions(folder: Path) -> None:
         path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
+def with_decoder(state: dict[str, torch.Tensor], config: dict[str, Any],
+                 autoencoder_dir: str | Path) -> dict[str, torch.Tensor]:
+    """``state`` (a model's weights, its ``config``) with the decoder of the autoencoder in ``autoencoder_dir``.
+
+    Only a decoder fine-tuned behind the model's own encoder is accepted (`train autoencoder` with
+    ``init_from`` and ``train_encoder: false``): the DiT generates that encoder's latents, so an
+    autoencoder whose encoder differs would decode another latent space. Encoders are compared in the
+    model's stored precision (an fp16 export matches the fp32 autoencoder it was made from).
+    """
+    from .autoencoder_io import load_autoencoder
+    from .config import ModelConfig
+
+    ours = ModelConfig.from_dict(config).autoencoder
+    autoencoder, sample_rate = load_autoencoder(autoencoder_dir)
+    differences = autoencoder.cfg.architecture_differences(ours)
+    if sample_rate != int(config["sample_rate"]):
+        differences.append("sample_rate")
+    if differences:
+        raise ExportError(f"the autoencoder in {autoencoder_dir} differs from the model's in {', '.join(differences)}")
+    prefix = "pretransform.model."
+    theirs = autoencoder.state_dict()
+    changed = [k for k, v in theirs.items() if k.startswith("encoder.")
+               and not torch.equal(v.to(state[prefix + k].dtype), state[prefix + k])]
+    if changed:
+        raise ExportError(f"the autoencoder in {autoencoder_dir} has another encoder ({len(changed)} tensors differ, "
+                          f"e.g. {changed[0]}): the model generates its own encoder's latents, so only a decoder "
+                          "fine-tuned with that encoder frozen fits")
+    return {**state, **{prefix + k: v for k, v in theirs.items() if k.startswith("decoder.")}}
+
+
 def export_model(source: str | Path, out: str | Path, storage: str = "fp16", card: str | Path | None = None,
                  max_megabytes: float | None = None, overwrite: bool = False,
-                 sampling: dict[str, Any] | None = None) -> Path:
+                 sampling: dict[str, Any] | None = None, decoder: str | Path | None = None) -> Path:
     """Write ``source``'s config and weights to ``out`` with floating-point tensors stored as ``storage``.
 
     Loading casts them back to the model's dtype (fp32 on CPU), so fp16 storage halves the files and
-    costs only the rounding of each weight. ``sampling`` (sampler / steps / cfg_scale / eta) replaces the
+    costs only the rounding of each weight. ``decoder``, an autoencoder directory, replaces the model's
+    decoder (see :func:`with_decoder`). ``sampling`` (sampler / steps / cfg_scale / eta) replaces the
     default sampling saved with the model, which `generate` uses when not told otherwise. The exported
     directory is loaded once before it replaces ``out``; a local text encoder directory next to the
     weights is copied along.
@@ -66,7 +97,10 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
         raise ExportError(f"model card {card} does not exist")
     src = resolve_model_dir(source)
     dtype = STORAGE_DTYPES[storage]
-    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in read_state_dict(src).items()}
+    state = read_state_dict(src)
+    if decoder is not None:
+        state = with_decoder(state, read_config(src), decoder)
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--card", type=Path, default=None, help="model card (markdown), stored as README.md")
     x.add_argument("--max-mb", type=_number, default=None, help="refuse an export larger than this")
     x.add_argument("--overwrite", action="store_true", help="replace --out if it holds a model")
+    x.add_argument("--decoder", type=Path, default=None,
+                   help="autoencoder directory whose decoder replaces the model's (one fine-tuned behind the model's "
+                   "own frozen encoder: `train autoencoder` with init_from and train_encoder false)")
     x.add_argument("--sampler", default=None, help="default sampler saved with the export (pingpong | euler | dpmpp-2m)")
     x.add_argument("--steps", type=int, default=None, help="default sampling steps saved with the export")
     x.add_argument("--cfg-scale", type=_number, default=None, help="default CFG scale saved with the export")
@@ -495,7 +498,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("cfg_scale", args.cfg_scale),
                                   ("eta", args.eta)) if v is not None}
     out = export_model(args.model, args.out, storage=args.storage, card=args.card, max_megabytes=args.max_mb,
-                       overwrite=args.overwrite, sampling=sampling)
+                       overwrite=args.overwrite, sampling=sampling, decoder=args.decoder)
     print(f"{out} ({directory_bytes(out) / 1e6:.1f} MB)")
     return 0
 

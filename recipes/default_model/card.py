@@ -58,16 +58,18 @@ def attribute_rows(rows: list[tuple[str, dict]]) -> list[str]:
 
 
 def training_summary(recipe: Path, envelopes: bool = False) -> str:
-    """How long each stage trained, read from the recipe's configs (dit_continue.json: optional). With
-    ``envelopes`` the model is the joint DiT of dit_envelopes.json with the prior of envelope_prior.json."""
+    """How long each stage trained, read from the recipe's configs (dit_continue.json, or
+    dit_envelopes_continue.json: optional). With ``envelopes`` the model is the joint DiT of
+    dit_envelopes.json with the prior of envelope_prior.json."""
     dit = json.loads((recipe / ("dit_envelopes.json" if envelopes else "dit.json")).read_text())["loop"]
     arc = json.loads((recipe / "arc.json").read_text())
     ode = arc.get("ode_warmup", {})
     warmup, d_only = ode.get("steps", 0), arc.get("discriminator_warmup", 0)
     adversarial = arc["loop"]["max_steps"] - warmup - d_only
     base = f"{dit['max_steps']} steps of batch {dit['batch_size']}"
-    if not envelopes and (recipe / "dit_continue.json").is_file():  # a second run from the first one's weights
-        more = json.loads((recipe / "dit_continue.json").read_text())
+    continuation = recipe / ("dit_envelopes_continue.json" if envelopes else "dit_continue.json")
+    if continuation.is_file():  # a second run from the first one's weights
+        more = json.loads(continuation.read_text())
         schedule = more.get("optim", {}).get("schedule", "constant")
         base += (f", then {more['loop']['max_steps']} more from those weights with a fresh {schedule} "
                  "learning-rate schedule")
