@@ -72,7 +72,8 @@ class AETrainConfig:
         if not 0.0 <= self.latent_noise <= 10.0:
             raise ValueError(f"latent_noise must be in [0, 10] (units of the latents' std), got {self.latent_noise}")
         if not self.train_encoder and self.init_from is None:
-            raise ValueError("train_encoder false needs init_from: a frozen encoder must come from a trained autoencoder")
+            raise ValueError("train_encoder false needs init_from: a frozen encoder must come from a trained "
+                             "autoencoder")
         if self.stft_log_weight < 0:
             raise ValueError(f"stft_log_weight must be >= 0, got {self.stft_log_weight}")
         if self.weights.balance < 0:
@@ -270,7 +271,8 @@ def feature_matching_loss(real: list[list[torch.Tensor]], fake: list[list[torch.
     return sum(terms) / len(terms)
 
 
-def load_matching_autoencoder(model_dir: str | Path, cfg: AutoencoderConfig, sample_rate: int) -> dict[str, torch.Tensor]:
+def load_matching_autoencoder(model_dir: str | Path, cfg: AutoencoderConfig,
+                              sample_rate: int) -> dict[str, torch.Tensor]:
     """The weights of a trained autoencoder directory, after checking that its architecture and sample rate are
     the ones configured (a fine-tuning run continues that exact network)."""
     saved, saved_rate = load_autoencoder(model_dir)
@@ -325,7 +327,9 @@ class AutoencoderTask:
         Why the extra noise: a decoder trained only on exact encodings is brittle. The recipe's synthbench
         decoder turned latents off by 4% of their std into audio whose tones read as noise (held-out
         tonal clips called tonal: 100% reconstructed, 50% with that noise), and a DiT's samples are at
-        least that far off. Trained on a neighbourhood of each encoding, it decodes near misses cleanly.
+        least that far off. Trained on a neighbourhood of each encoding, it decodes near misses as tones,
+        at a cost in fidelity: with U(0, 0.5) the same decoder also blurred drum onsets (docs/training.md,
+        "Family: what makes a generated tone read as noise").
         """
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.cfg.train_encoder):
             h = self.ae.encoder(audio)
