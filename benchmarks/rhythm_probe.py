@@ -3,8 +3,9 @@
 Two readings of one model directory (a DiT trained on a latent cache with `--envelopes`):
 
 1. free generation (the DiT alone, without any envelope prior): 15 prompts (slow / mid-tempo /
-   fast x three melodies and two drum grooves), euler sampling with CFG; the beat regularity and tempo class of the audio, and the beat
-   regularity of the envelope channels the model generated (before decoding).
+   fast x three melodies and two drum grooves), euler sampling with CFG; the beat regularity and
+   tempo class of the audio, and the beat regularity of the envelope channels the model generated
+   (before decoding).
 2. envelope given: clips of a latent cache (captions naming a BPM), sampled again from noise with
    the envelope channels held to the clip's own (noised to each step's level, the "replacement"
    way of inpainting); the beat regularity of the audio and the correlation of its loudness with

@@ -218,3 +218,11 @@ def test_export_takes_a_decoder_fine_tuned_behind_the_models_encoder_and_refuses
     code, _, err = run(["export", tiny_model_dir, "--out", tmp_path / "x", "--decoder", tmp_path / "other"], capsys)
     assert code == 2 and "another encoder" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+    import dataclasses
+
+    from prestissimo.models.autoencoder import OobleckAutoencoder
+    narrower = OobleckAutoencoder(dataclasses.replace(ae.cfg, latent_dim=ae.cfg.latent_dim // 2))
+    save_autoencoder(narrower, model.sample_rate, model.config.sample_size, tmp_path / "narrower")
+    code, _, err = run(["export", tiny_model_dir, "--out", tmp_path / "x", "--decoder", tmp_path / "narrower"], capsys)
+    assert code == 2 and "latent_dim differ" in err and len(err.strip().splitlines()) == 1

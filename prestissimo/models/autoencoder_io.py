@@ -60,3 +60,13 @@ def load_autoencoder(model_dir: str | Path) -> tuple[OobleckAutoencoder, int]:
     check_state_dict(model.state_dict(), state)
     model.load_state_dict(state)
     return model.eval(), sample_rate
+
+
+def load_matching_autoencoder(model_dir: str | Path, cfg: AutoencoderConfig, sample_rate: int) -> OobleckAutoencoder:
+    """:func:`load_autoencoder`, refused (naming the fields) unless its network and sample rate are ``cfg``'s and
+    ``sample_rate``: for continuing or swapping in a part of that exact autoencoder."""
+    model, saved_rate = load_autoencoder(model_dir)
+    differences = model.cfg.architecture_differences(cfg) + (["sample_rate"] if saved_rate != sample_rate else [])
+    if differences:
+        raise ConfigError(f"the autoencoder in {model_dir} is another network: its {', '.join(differences)} differ")
+    return model

@@ -46,16 +46,11 @@ def with_decoder(state: dict[str, torch.Tensor], config: dict[str, Any],
     autoencoder whose encoder differs would decode another latent space. Encoders are compared in the
     model's stored precision (an fp16 export matches the fp32 autoencoder it was made from).
     """
-    from .autoencoder_io import load_autoencoder
+    from .autoencoder_io import load_matching_autoencoder
     from .config import ModelConfig
 
     ours = ModelConfig.from_dict(config).autoencoder
-    autoencoder, sample_rate = load_autoencoder(autoencoder_dir)
-    differences = autoencoder.cfg.architecture_differences(ours)
-    if sample_rate != int(config["sample_rate"]):
-        differences.append("sample_rate")
-    if differences:
-        raise ExportError(f"the autoencoder in {autoencoder_dir} differs from the model's in {', '.join(differences)}")
+    autoencoder = load_matching_autoencoder(autoencoder_dir, ours, int(config["sample_rate"]))  # else ConfigError
     prefix = "pretransform.model."
     theirs = autoencoder.state_dict()
     changed = [k for k, v in theirs.items() if k.startswith("encoder.")
@@ -97,14 +92,14 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
         raise ExportError(f"model card {card} does not exist")
     src = resolve_model_dir(source)
     dtype = STORAGE_DTYPES[storage]
+    config = read_config(src)
     state = read_state_dict(src)
     if decoder is not None:
-        state = with_decoder(state, read_config(src), decoder)
+        state = with_decoder(state, config, decoder)
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        config = read_config(src)
         if sampling:
             ours = config.setdefault("prestissimo", {})
             ours["sampling"] = {**ours.get("sampling", {}), **sampling}

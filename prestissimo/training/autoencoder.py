@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from prestissimo.models.autoencoder import OobleckAutoencoder, ResidualUnit, WNConv1d, WNConvTranspose1d
-from prestissimo.models.autoencoder_io import load_autoencoder, save_autoencoder
-from prestissimo.models.config import AutoencoderConfig
+from prestissimo.models.autoencoder_io import load_matching_autoencoder, save_autoencoder
+from prestissimo.models.config import AutoencoderConfig, ConfigError
 from prestissimo.training.config import LoopConfig, OptimizerConfig
 from prestissimo.training.loop import Batch, Phase, RunLogger
 
@@ -271,18 +271,6 @@ def feature_matching_loss(real: list[list[torch.Tensor]], fake: list[list[torch.
     return sum(terms) / len(terms)
 
 
-def load_matching_autoencoder(model_dir: str | Path, cfg: AutoencoderConfig,
-                              sample_rate: int) -> dict[str, torch.Tensor]:
-    """The weights of a trained autoencoder directory, after checking that its architecture and sample rate are
-    the ones configured (a fine-tuning run continues that exact network)."""
-    saved, saved_rate = load_autoencoder(model_dir)
-    mismatched = saved.cfg.architecture_differences(cfg) + (["sample_rate"] if saved_rate != sample_rate else [])
-    if mismatched:
-        raise ValueError(f"init_from {model_dir}: its {', '.join(mismatched)} differ from this config's "
-                         "(set preset/overrides to the saved autoencoder's architecture)")
-    return saved.state_dict()
-
-
 class AutoencoderTask:
     def __init__(self, cfg: AETrainConfig, run_dir: Path, eval_audio: torch.Tensor | None = None):
         self.cfg = cfg
@@ -293,7 +281,11 @@ class AutoencoderTask:
         if cfg.init_from is None:
             initialize_for_training(self.ae)
         else:
-            self.ae.load_state_dict(load_matching_autoencoder(cfg.init_from, ae_cfg, self.sample_rate))
+            try:
+                start = load_matching_autoencoder(cfg.init_from, ae_cfg, self.sample_rate)
+            except ConfigError as e:
+                raise ConfigError(f"init_from: {e} (set preset/overrides to its architecture)") from None
+            self.ae.load_state_dict(start.state_dict())
         self.ae.encoder.requires_grad_(cfg.train_encoder)
         self.disc = MultiScaleSTFTDiscriminator(cfg.audio_channels, cfg.disc_stft_sizes, cfg.disc_channels)
         self.ae.to(cfg.loop.device)
@@ -331,8 +323,7 @@ class AutoencoderTask:
         at a cost in fidelity: with U(0, 0.5) the same decoder also blurred drum onsets (docs/training.md,
         "Family: what makes a generated tone read as noise").
         """
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.cfg.train_encoder):
-            h = self.ae.encoder(audio)
+        h = self.ae.encoder(audio)  # a frozen encoder's parameters do not require grad: no graph is kept
         mean, scale = h.chunk(2, dim=1)
         std = F.softplus(scale) + 1e-4
         z = mean + std * batch.randn(mean.shape[1:], device=mean.device, dtype=mean.dtype)
