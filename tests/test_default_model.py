@@ -127,3 +127,22 @@ def test_the_card_adds_beat_regularity_where_an_evaluation_measured_it():
     new = {"adherence_attributes": {"tempo": 0.9}, "beat_regularity": 0.71}
     assert not any("beat" in line for line in card.attribute_rows([("a", old)]))
     assert card.attribute_rows([("a", old), ("b", new)])[-1] == "| beat regularity (melodies, grooves) | - | 0.71 |"
+
+
+def test_family_confusion_reads_real_synthbench_clips_as_the_family_they_were_made_as(tmp_path):
+    import subprocess
+    import sys
+
+    from prestissimo.data.synthbench import SynthbenchSpec, make_synthbench
+
+    manifest = make_synthbench(SynthbenchSpec(n=6, seed=3, seconds=1.0, sample_rate=8000), tmp_path / "data",
+                               workers=1, progress=False)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "family_confusion.py"
+    run = subprocess.run([sys.executable, str(script), str(tmp_path), str(manifest), "--reference"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    table = [line.split("|")[1:-1] for line in run.stdout.splitlines()[2:]]
+    counts = {cells[0].strip(): [int(c) for c in cells[1:4]] for cells in table}
+    assert sum(map(sum, counts.values())) == 6
+    for asked, row in counts.items():  # every clip on the diagonal: the estimator's ceiling
+        assert row[("tonal", "drums", "noise").index(asked)] == sum(row)
