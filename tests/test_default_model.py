@@ -5,6 +5,7 @@ answers the README's command."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import soundfile as sf
