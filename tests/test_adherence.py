@@ -32,6 +32,15 @@ def test_white_noise_is_not_periodic():
     assert np.median(aperiodicity) > 0.4
 
 
+def test_a_clip_without_pitch_has_no_register_so_it_cannot_match_a_low_prompt():
+    noise = np.random.default_rng(0).standard_normal((2, 16000)) * 0.3
+    features = analyse(noise, 16000)
+    assert adherence.estimate_register(features) == ""
+    checks = adherence.check_features(features, {"family": "tonal", "register": "low"}, names=["register"])
+    assert checks == {"register": False}
+    assert adherence.estimate_vibrato(features) is None  # nor a vibrato reading, so "no vibrato" fails too
+
+
 def test_check_clip_scores_only_mentioned_applicable_attributes():
     spec = SynthbenchSpec(n=1, seed=5)
     audio, row = synthesize(spec, 0)

@@ -121,7 +121,11 @@ def median_f0(f: AudioFeatures) -> float:
 
 
 def estimate_register(f: AudioFeatures) -> str:
+    """low / mid / high from the median pitch; "" when no frame has a pitch (a clip without one has no
+    register, rather than reading as "low" and matching every low prompt by chance)."""
     hz = median_f0(f)  # boundaries at MIDI 53 and 70, in the gaps between synthbench's registers
+    if hz <= 0.0:
+        return ""
     return "low" if hz < 175.0 else ("mid" if hz < 466.0 else "high")
 
 
@@ -182,8 +186,10 @@ def vibrato_depth_cents(f: AudioFeatures) -> float:
     return float(dev[keep].std()) if keep.sum() > 10 else 0.0
 
 
-def estimate_vibrato(f: AudioFeatures) -> bool:
-    return vibrato_depth_cents(f) > 10.0
+def estimate_vibrato(f: AudioFeatures) -> bool | None:
+    """None when no frame has a pitch (a clip without a tone has no vibrato reading, rather than
+    reading as "no vibrato" and matching those prompts by chance)."""
+    return bool(vibrato_depth_cents(f) > 10.0) if voiced(f).any() else None
 
 
 def hat_onsets_per_beat(f: AudioFeatures) -> float:
