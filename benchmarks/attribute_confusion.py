@@ -5,7 +5,7 @@ of each row (a tone under a noise floor reads as noise, and its pitch track thin
     python benchmarks/attribute_confusion.py runs/default_model/eval_env/shipped/audio \
         runs/default_model/data/test/manifest.jsonl [--attribute register]
 
-Reads `prestissimo eval`'s audio folder (NNNNNN_s0.wav per prompt, first seed) or, with --reference,
+Reads `prestissimo eval`'s audio folder (<key>_s0.wav per prompt, first seed) or, with --reference,
 the manifest's own clips. Only clips the attribute is defined for count (register: tonal prompts).
 Says where an evaluation's errors lie (docs/training.md, "Family: what makes a generated tone read as
 noise").
@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from prestissimo.data.manifest import read_manifest
 from prestissimo.evaluation.adherence import ESTIMATORS, noisy_fraction
 from prestissimo.evaluation.audio_features import analyse
+from prestissimo.evaluation.runner import clip_name
 
 # The natural order of the attributes people read most; others are sorted.
 ORDER = {"family": ("tonal", "drums", "noise"), "register": ("low", "mid", "high"),
@@ -38,15 +39,14 @@ def main() -> None:
     args = parser.parse_args()
 
     estimator = ESTIMATORS[args.attribute]
-    rows = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
     counts: collections.Counter = collections.Counter()
     noisy: dict[str, list[float]] = collections.defaultdict(list)
-    for i, row in enumerate(rows):
-        attributes = row["attributes"]
+    for entry in read_manifest(args.manifest):
+        attributes = entry.attributes
         if args.attribute not in attributes or not estimator.applies(attributes):
             continue
-        path = args.manifest.parent / row["path"] if args.reference else args.audio_dir / f"{i:06d}_s0.wav"
-        if not path.is_file():
+        path = entry.path if args.reference else args.audio_dir / clip_name(entry, 0)
+        if not path.is_file():  # an evaluation run with --limit: its first prompts only
             break
         audio, rate = sf.read(str(path), always_2d=True)
         features = analyse(audio.T, rate)
