@@ -130,6 +130,16 @@ def test_the_card_adds_beat_regularity_where_an_evaluation_measured_it():
     assert card.attribute_rows([("a", old), ("b", new)])[-1] == "| beat regularity (melodies, grooves) | - | 0.71 |"
 
 
+def test_the_card_says_how_many_clips_judged_each_attribute():
+    from conftest import load_script
+
+    card = load_script("recipes/default_model/card.py")
+    counted = {"adherence_attributes": {"mode": 0.711, "tempo": 0.5}, "adherence_attribute_clips": {"mode": 38}}
+    lines = card.attribute_rows([("older run", {"adherence_attributes": {"mode": 0.5}}), ("new", counted)])
+    assert "| mode (38 clips) | 0.500 | 0.711 |" in lines
+    assert "| tempo | - | 0.500 |" in lines  # no count measured: the bare name
+
+
 def test_attribute_confusion_reads_real_synthbench_clips_as_what_they_were_made_as(tmp_path):
     import subprocess
     import sys

@@ -43,6 +43,9 @@ def test_eval_generates_scores_and_rescores_the_same_files(tiny_model_dir, bench
     assert metrics["n_prompts"] == 5 and metrics["seeds_per_prompt"] == 2
     assert metrics["network_evaluations_per_clip"] == 2 and metrics["fd"] > 0
     assert 0.0 <= metrics["adherence"] <= 1.0 and 0.0 <= metrics["adherence_chance"] <= 1.0
+    rows = [json.loads(line) for line in open(bench_dir / "manifest.jsonl")]
+    assert metrics["adherence_attribute_clips"].keys() == metrics["adherence_attributes"].keys()
+    assert metrics["adherence_attribute_clips"]["family"] == sum("family" in r["mentioned"] for r in rows)
     assert metrics["diversity_conditional"] > 0 and metrics["diversity_unconditional"] > 0
     rhythmic = sum("tempo" in json.loads(line)["attributes"] for line in open(bench_dir / "manifest.jsonl"))
     assert rhythmic and metrics["beat_regularity_clips"] == rhythmic and -1.0 <= metrics["beat_regularity"] <= 1.0

@@ -176,6 +176,8 @@ def evaluate_clip_sets(entries: Sequence[ManifestEntry], clip_sets: list[list[np
         summary = adherence.summarize([check(i, e) for i, e in enumerate(entries)])
         report["adherence"] = summary.score
         report["adherence_attributes"] = {n: summary.accuracy(n) for n in sorted(summary.totals)}
+        # How many clips each attribute was judged on: 38 clips move an accuracy by 0.026 each.
+        report["adherence_attribute_clips"] = {n: summary.totals[n] for n in sorted(summary.totals)}
         if len(entries) >= 2 and not np.isnan(summary.score):
             chance = adherence.chance_level(
                 lambda perm: adherence.summarize([check(i, entries[j]) for i, j in enumerate(perm)]).score,

@@ -50,7 +50,10 @@ def attribute_rows(rows: list[tuple[str, dict]]) -> list[str]:
     lines = ["| attribute | " + " | ".join(label for label, _ in rows) + " |",
              "|---|" + "---:|" * len(rows)]
     for n in names:
-        lines.append(f"| {n} | " + " | ".join(_fmt(m.get("adherence_attributes", {}).get(n)) for _, m in rows) + " |")
+        # The clip count says how far one clip moves the score (the same prompts give every row the same count).
+        clips = next((m["adherence_attribute_clips"][n] for _, m in rows if n in m.get("adherence_attribute_clips", {})), None)
+        label = f"{n} ({clips} clips)" if clips else n
+        lines.append(f"| {label} | " + " | ".join(_fmt(m.get("adherence_attributes", {}).get(n)) for _, m in rows) + " |")
     if any("beat_regularity" in m for _, m in rows):  # does it keep a beat at all (prestissimo eval)
         lines.append("| beat regularity (melodies, grooves) | "
                      + " | ".join(_fmt(m.get("beat_regularity"), 2) for _, m in rows) + " |")
