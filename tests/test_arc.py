@@ -215,6 +215,61 @@ def test_trajectory_cache_computes_each_key_once_from_noise_fixed_by_the_key():
     assert not torch.equal(TrajectoryCache(seed=4).start_noise(("c", 1), (2, 5)), again[1].states[0])
 
 
+def test_saved_trajectories_are_read_back_instead_of_computed_and_a_damaged_file_is_skipped(tmp_path, caplog):
+    from prestissimo.posttrain.trajectories import TrajectoryCache
+
+    calls = []
+
+    def compute(noise, rows):
+        calls.append(rows)
+        return torch.stack([noise, noise / 2], 1), torch.tensor([[1.0, 0.5]] * len(rows)), noise / 4
+
+    folder = tmp_path / "trajectories" / "abc"
+    first = TrajectoryCache(seed=3, folder=folder)
+    made = first.fetch([("a cat", 5.0, 0.0, 0), ("b", 5.0, 0.0, 0)], (2, 5), compute)
+    first.fetch([("c", 1.0, 0.0, 1)], (2, 5), compute)
+    assert len(calls) == 2 and len(list(folder.glob("*.safetensors"))) == 2
+    assert not list(folder.glob(".*"))  # written atomically: no temporary file left
+
+    resumed = TrajectoryCache(seed=3, folder=folder)  # a resumed run: everything read, nothing computed
+    got = resumed.fetch([("b", 5.0, 0.0, 0), ("a cat", 5.0, 0.0, 0), ("c", 1.0, 0.0, 1)], (2, 5), compute)
+    assert len(calls) == 2 and len(resumed) == 3
+    assert torch.equal(got[1].states, made[0].states) and torch.equal(got[1].end, made[0].end)
+    assert torch.equal(got[0].levels, made[1].levels)
+
+    damaged = sorted(folder.glob("*.safetensors"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    with caplog.at_level("WARNING"):
+        partial = TrajectoryCache(seed=3, folder=folder)
+    assert "skipping unreadable trajectory file" in caplog.text and str(damaged) in caplog.text
+    assert len(partial) in (1, 2)  # the other file's trajectories are still read
+    partial.fetch([("a cat", 5.0, 0.0, 0), ("b", 5.0, 0.0, 0), ("c", 1.0, 0.0, 1)], (2, 5), compute)
+    assert len(calls) == 3 and len(partial) == 3  # only the damaged file's keys ran the teacher again
+
+
+def test_the_warmup_saves_trajectories_in_a_folder_named_by_its_teacher(tiny_model_dir, tmp_path):
+    from prestissimo.posttrain.arc import ODEWarmup
+
+    wu = ODEWarmup(steps=2, teacher_steps=3, trajectory_variants=1)
+    task = _task(tiny_model_dir, tmp_path, ode_warmup=wu)
+    task.generator_loss(_batch(0))
+    folder = task.trajectories.folder
+    assert folder.parent == tmp_path / "trajectories" and len(list(folder.glob("*.safetensors"))) == 1
+
+    resumed = _task(tiny_model_dir, tmp_path, ode_warmup=wu)
+    assert resumed.trajectories.folder == folder and len(resumed.trajectories) == 4
+    resumed.teacher.forward = lambda *a, **k: pytest.fail("a saved trajectory ran the teacher again")
+    loss, _ = resumed.generator_loss(_batch(1))
+    assert torch.isfinite(loss)
+
+    other = _task(tiny_model_dir, tmp_path, ode_warmup=ODEWarmup(steps=2, teacher_steps=4, trajectory_variants=1))
+    assert other.trajectories.folder != folder and len(other.trajectories) == 0  # another teacher: nothing stale
+    unsaved = _task(tiny_model_dir, tmp_path / "u", ode_warmup=ODEWarmup(steps=2, teacher_steps=3,
+                                                                        trajectory_variants=1, save_trajectories=False))
+    unsaved.generator_loss(_batch(0))
+    assert unsaved.trajectories.folder is None and not (tmp_path / "u" / "trajectories").exists()
+
+
 def test_cached_ode_warmup_regresses_onto_the_teachers_trajectory_and_reuses_it(tiny_model_dir, tmp_path):
     from prestissimo.posttrain.arc import ODEWarmup
 
