@@ -20,7 +20,7 @@ TARGET=prestissimo/assets/default_model
 TEST="$RUNS/data/test/manifest.jsonl"
 mkdir -p "$RUNS"
 
-DATA_ONLY=1 bash recipes/synthbench_base/run.sh
+AUTOENCODER_ONLY=1 bash recipes/synthbench_base/run.sh
 # Test seed 999 is never used in training. `--soundfont auto` says when it finds no soundfont and falls back.
 [ -f "$RUNS/data/train/manifest.jsonl" ] || prestissimo synthbench make --n 4000 --seed 1 --sample-rate 16000 \
   --soundfont auto --out "$RUNS/data/train"

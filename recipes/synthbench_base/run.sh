@@ -14,9 +14,10 @@ resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 [ -f "$RUNS/autoencoder/model/model.safetensors" ] && [ -f "$RUNS/autoencoder/checkpoints/step_00003000/state.json" ] || \
   prestissimo train autoencoder --config "$HERE/autoencoder.json" --data "$RUNS/data/train/manifest.jsonl" \
     --out "$RUNS/autoencoder" $(resume "$RUNS/autoencoder")
+# AUTOENCODER_ONLY=1: stop here (recipes/default_model encodes its own data with this autoencoder).
+[ "${AUTOENCODER_ONLY:-0}" = 1 ] && exit 0
 [ -f "$RUNS/latents/latents.json" ] || \
   prestissimo encode --autoencoder "$RUNS/autoencoder/model" --data "$RUNS/data/train/manifest.jsonl" --seconds 5 --out "$RUNS/latents"
-[ "${DATA_ONLY:-0}" = 1 ] && exit 0  # DATA_ONLY=1: stop here (recipes/default_model trains its own DiT on these latents)
 prestissimo train dit --config "$HERE/dit.json" --data "$RUNS/latents" --out "$RUNS/dit" $(resume "$RUNS/dit")
 
 # 50 held-out prompts (test seed 999), one clip each: 100 steps with CFG is ~10k network calls per row here.
