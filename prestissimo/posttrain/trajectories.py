@@ -5,8 +5,8 @@ step; a warm-up of a few epochs visits every training prompt several times. Keep
 (conditioning, variant) trajectory once computed turns those revisits into look-ups. Its start
 noise is a pure function of the conditioning, the variant and a seed. Given a folder, the cache also
 writes each computed batch there as one safetensors file and reads the folder back when it is made,
-so a resumed run does not spend the first pass over the prompts again (40 min of a 16-step teacher
-on a 2-core CPU). The folder should be named by everything the trajectories depend on (the teacher's
+so a resumed run does not spend the first pass over the prompts again (about 40 min for a 16-step
+fp32 teacher on a 2-core CPU). The folder should be named by everything the trajectories depend on (the teacher's
 weights and settings): then a changed teacher writes to a new folder instead of reading stale ones.
 """
 
