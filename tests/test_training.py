@@ -666,3 +666,27 @@ def test_a_fine_tune_from_an_autoencoder_of_another_architecture_names_what_diff
     with pytest.raises(ValueError, match="latent_dim"):
         AutoencoderTask(AETrainConfig(preset="tiny", overrides={"latent_dim": 4}, init_from=str(latents / "ae")),
                         Path("unused"))
+
+
+@pytest.mark.parametrize("speedup, expected", [(3.0, "bf16"), (0.13, "fp32")])
+def test_auto_precision_takes_bf16_only_where_it_is_faster_than_fp32(tmp_path, monkeypatch, caplog, speedup,
+                                                                     expected):
+    from prestissimo.runtime import hardware
+
+    monkeypatch.setattr(hardware, "bf16_speedup", lambda device="cpu": speedup)  # an AVX-512 BF16 / an AVX2 CPU
+    assert hardware.resolve_precision("auto") == expected
+    assert hardware.resolve_precision("fp32") == "fp32" and hardware.resolve_precision("bf16") == "bf16"
+    seen: list[bool] = []
+
+    class Probe(_ToyTask):
+        def loss(self, batch):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            return super().loss(batch)
+
+    loop = LoopConfig(max_steps=2, batch_size=2, checkpoint_every=100, ema_decay=0.0, precision="auto")
+    with caplog.at_level("INFO"):
+        Trainer(Probe(), _ToyData(), loop, tmp_path, {}, progress=False).fit()
+    assert seen == [expected == "bf16"] * 2
+    assert f"precision auto: {expected} on this cpu" in caplog.text
+    with pytest.raises(ValueError, match="precision"):
+        LoopConfig(precision="fp16").validate()

@@ -37,6 +37,7 @@ from prestissimo.models.dit import DiffusionTransformer
 from prestissimo.pipeline import TextToAudio
 from prestissimo.posttrain.trajectories import TrajectoryCache
 from prestissimo.request import check_sampling
+from prestissimo.runtime.hardware import resolve_precision
 from prestissimo.sampling.guidance import cfg_denoiser, null_conditioning
 from prestissimo.sampling.samplers import sample_euler
 from prestissimo.sampling.schedules import linear_schedule, logsnr_schedule
@@ -352,7 +353,8 @@ class ARCTask:
         (start noise) and the latent shape. A resume with another base or teacher reads nothing stale."""
         wu, digest = self.cfg.ode_warmup, hashlib.sha256()
         settings = {"teacher_steps": wu.teacher_steps, "teacher_schedule": wu.teacher_schedule,
-                    "cfg_scale": wu.cfg_scale, "precision": wu.precision or self.cfg.loop.precision,
+                    "cfg_scale": wu.cfg_scale,
+                    "precision": resolve_precision(wu.precision or self.cfg.loop.precision, self.cfg.loop.device),
                     "seed": self.cfg.loop.seed, "objective": self.tta.config.objective,
                     "latent": [self.tta.config.dit.io_channels, self.tta.config.latent_length]}
         digest.update(json.dumps(settings, sort_keys=True).encode())

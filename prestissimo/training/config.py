@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where it is faster than fp32 (runtime.hardware.resolve_precision)
 #: What trainers sample at evaluation time unless configured: one tonal, one drum, one noise prompt.
 DEFAULT_EVAL_PROMPTS = ("a slow sine melody in C major", "a fast busy drum beat", "pink noise fading in")
 LR_SCHEDULES = ("constant", "cosine")

@@ -254,6 +254,7 @@ class Trainer:
         self.progress = progress
         loop.validate(self.dist.world_size)
         self._bf16_checked = False  # one timing probe and one warning per run, at the first bf16 step
+        self._auto_logged = False  # "auto" precision says once what it chose
         if len(dataset) == 0:
             raise ValueError("the dataset is empty")
         self.modules = task.modules()
@@ -331,7 +332,14 @@ class Trainer:
         logs: dict[str, float] = {}
         finite = True
         precision = phase.precision(self.step) if phase.precision is not None else self.cfg.precision
-        if precision == "bf16" and not self._bf16_checked:  # also when only a phase's stage runs in bf16
+        if precision == "auto":
+            from prestissimo.runtime.hardware import resolve_precision
+
+            precision = resolve_precision(precision, self.cfg.device)  # measured once per process
+            if not self._auto_logged and self.dist.is_main:
+                self._auto_logged = True
+                log.info("precision auto: %s on this %s", precision, torch.device(self.cfg.device).type)
+        elif precision == "bf16" and not self._bf16_checked:  # also when only a phase's stage runs in bf16
             self._bf16_checked = True
             if self.dist.is_main:
                 from prestissimo.runtime.hardware import warn_if_bf16_is_slow

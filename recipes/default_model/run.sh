@@ -3,8 +3,9 @@
 # the synthbench autoencoder (recipes/synthbench_base, the same run directory) -> this model's own data:
 # synthbench with FluidSynth instruments (piano, marimba, guitar, strings, trumpet, flute) where FluidSynth and
 # a GM soundfont are installed, else synthbench alone -> latents with band envelopes (encode --envelopes) ->
-# joint DiT that generates latents + envelopes (dit_envelopes.json: 8000 steps in bf16 autocast, then
-# dit_envelopes_continue.json: 6000 more from those weights with a fresh cosine schedule) -> ARC
+# joint DiT that generates latents + envelopes (dit_envelopes.json: 8000 steps, in bf16 autocast where the CPU
+# has bf16 instructions, else fp32; then dit_envelopes_continue.json: 6000 more from those weights with a fresh
+# cosine schedule) -> ARC
 # post-training (arc.json: 1500 ODE warm-up steps, 200 discriminator-only steps, 100 ARC steps with R1/R2) ->
 # envelope prior for the ARC model (envelope_prior.json: 8000 steps; it lays out the envelope, the DiT keeps
 # it: docs/training.md, "Envelope channels") -> fp16 export (ping-pong eta 0.9) -> scores on 100 held-out
