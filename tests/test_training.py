@@ -684,7 +684,7 @@ def test_auto_precision_takes_bf16_only_where_it_is_faster_than_fp32(tmp_path, m
             return super().loss(batch)
 
     loop = LoopConfig(max_steps=2, batch_size=2, checkpoint_every=100, ema_decay=0.0, precision="auto")
-    with caplog.at_level("INFO"):
+    with caplog.at_level("WARNING"):
         Trainer(Probe(), _ToyData(), loop, tmp_path, {}, progress=False).fit()
     assert seen == [expected == "bf16"] * 2
     assert f"precision auto: {expected} on this cpu" in caplog.text

@@ -336,9 +336,9 @@ class Trainer:
             from prestissimo.runtime.hardware import resolve_precision
 
             precision = resolve_precision(precision, self.cfg.device)  # measured once per process
-            if not self._auto_logged and self.dist.is_main:
+            if not self._auto_logged and self.dist.is_main:  # shown by the CLI, which prints warnings only
                 self._auto_logged = True
-                log.info("precision auto: %s on this %s", precision, torch.device(self.cfg.device).type)
+                log.warning("precision auto: %s on this %s", precision, torch.device(self.cfg.device).type)
         elif precision == "bf16" and not self._bf16_checked:  # also when only a phase's stage runs in bf16
             self._bf16_checked = True
             if self.dist.is_main:
