@@ -481,3 +481,21 @@ def test_a_model_config_with_an_envelope_prior_round_trips_and_names_what_does_n
     refused(lambda d: d["prestissimo"]["envelope_prior"].update(speed=2), r"unknown keys \['speed'\]")
     refused(lambda d: d["prestissimo"]["envelope_prior"].pop("dit"), "no 'dit'")
     refused(lambda d: d["prestissimo"]["envelope_prior"].update(steps=0), "must be >= 1")
+
+
+def test_export_sets_the_prior_steps_and_refuses_them_for_a_model_without_a_prior(prior_model_dir, bert_model_dir,
+                                                                                 tmp_path):
+    from prestissimo.models.export import ExportError, export_model
+
+    out = export_model(prior_model_dir, tmp_path / "more", storage="fp32", prior_steps=5)
+    more, original = TextToAudio.from_pretrained(out), TextToAudio.from_pretrained(prior_model_dir)
+    assert more.config.envelope_prior.steps == 5 and original.config.envelope_prior.steps == 2
+    noise = torch.randn(1, 3, more.config.latent_length // 2, generator=torch.Generator().manual_seed(0))
+    seconds = more.config.max_seconds
+    assert not torch.allclose(more.prior_envelope(["a beat"], seconds, noise),
+                              original.prior_envelope(["a beat"], seconds, noise))
+    with pytest.raises(ExportError, match="no envelope prior"):
+        export_model(bert_model_dir, tmp_path / "none", prior_steps=2)
+    with pytest.raises(ExportError, match="prior steps must be >= 1"):
+        export_model(prior_model_dir, tmp_path / "zero", prior_steps=0)
+    assert not (tmp_path / "none").exists() and not (tmp_path / "zero").exists()

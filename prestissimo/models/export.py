@@ -64,13 +64,15 @@ def with_decoder(state: dict[str, torch.Tensor], config: dict[str, Any],
 
 def export_model(source: str | Path, out: str | Path, storage: str = "fp16", card: str | Path | None = None,
                  max_megabytes: float | None = None, overwrite: bool = False,
-                 sampling: dict[str, Any] | None = None, decoder: str | Path | None = None) -> Path:
+                 sampling: dict[str, Any] | None = None, decoder: str | Path | None = None,
+                 prior_steps: int | None = None) -> Path:
     """Write ``source``'s config and weights to ``out`` with floating-point tensors stored as ``storage``.
 
     Loading casts them back to the model's dtype (fp32 on CPU), so fp16 storage halves the files and
     costs only the rounding of each weight. ``decoder``, an autoencoder directory, replaces the model's
     decoder (see :func:`with_decoder`). ``sampling`` (sampler / steps / cfg_scale / eta) replaces the
-    default sampling saved with the model, which `generate` uses when not told otherwise. The exported
+    default sampling saved with the model, which `generate` uses when not told otherwise; ``prior_steps``
+    the Euler steps of its envelope prior (a model with one spends them before its DiT). The exported
     directory is loaded once before it replaces ``out``; a local text encoder directory next to the
     weights is copied along.
     """
@@ -88,11 +90,18 @@ def export_model(source: str | Path, out: str | Path, storage: str = "fp16", car
         raise ExportError(f"{out} exists and is not empty (pass overwrite to replace it)")
     if max_megabytes is not None and not max_megabytes > 0:
         raise ExportError(f"the size budget must be > 0 MB, got {max_megabytes:g}")
+    if prior_steps is not None and prior_steps < 1:
+        raise ExportError(f"prior steps must be >= 1, got {prior_steps}")
     if card is not None and not Path(card).is_file():
         raise ExportError(f"model card {card} does not exist")
     src = resolve_model_dir(source)
     dtype = STORAGE_DTYPES[storage]
     config = read_config(src)
+    if prior_steps is not None:
+        prior = config.get("prestissimo", {}).get("envelope_prior")
+        if prior is None:
+            raise ExportError(f"{src} has no envelope prior, so prior steps do not apply")
+        prior["steps"] = prior_steps
     state = read_state_dict(src)
     if decoder is not None:
         state = with_decoder(state, config, decoder)

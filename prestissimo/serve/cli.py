@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--cfg-scale", type=_number, default=None, help="default CFG scale saved with the export")
     x.add_argument("--eta", type=_number, default=None,
                    help="default ping-pong eta saved with the export (1 = ping-pong)")
+    x.add_argument("--prior-steps", type=int, default=None,
+                   help="Euler steps of the model's envelope prior saved with the export")
 
     c = sub.add_parser("create-model", help="write a model directory with random weights (tests, demos, benchmarks)")
     c.add_argument("out", type=Path, help="directory to create")
@@ -498,7 +500,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("cfg_scale", args.cfg_scale),
                                   ("eta", args.eta)) if v is not None}
     out = export_model(args.model, args.out, storage=args.storage, card=args.card, max_megabytes=args.max_mb,
-                       overwrite=args.overwrite, sampling=sampling, decoder=args.decoder)
+                       overwrite=args.overwrite, sampling=sampling, decoder=args.decoder, prior_steps=args.prior_steps)
     print(f"{out} ({directory_bytes(out) / 1e6:.1f} MB)")
     return 0
 

@@ -107,14 +107,18 @@ def data_summary(data_dir: Path) -> str:
     return text
 
 
-def sampling_summary(sampling: dict) -> str:
-    """The default sampling in words; a ping-pong eta below 1 says what it does."""
+def sampling_summary(sampling: dict, prior: dict | None = None) -> str:
+    """The default sampling in words; a ping-pong eta below 1 says what it does; an envelope prior says
+    what it costs before the DiT."""
     text = (f"Default sampling: {sampling.get('sampler', '?')}, {sampling.get('steps', '?')} steps, "
             f"CFG {sampling.get('cfg_scale', '?')}")
     eta = sampling.get("eta", 1.0)
     if sampling.get("sampler") == "pingpong" and eta != 1.0:
         text += (f", eta {eta:g} (each re-noising keeps a share sqrt(1 - eta^2) of the noise the model "
                  "saw, the rest fresh; eta 1 is ping-pong as published)")
+    if prior is not None:
+        text += (f"; the envelope prior samples {prior.get('steps', '?')} Euler steps with CFG "
+                 f"{prior.get('cfg_scale', '?')} before the DiT")
     return text + "."
 
 
@@ -138,7 +142,7 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
         "",
         "The model `prestissimo generate` and `TextToAudio.from_pretrained()` use when no model is given.",
         f"{config['sample_rate']} Hz, {config['audio_channels']} channels, up to {seconds:.2f} s per clip; "
-        f"{size_mb:.1f} MB on disk (weights stored as {'/'.join(stored)}, run in fp32). {sampling_summary(sampling)}",
+        f"{size_mb:.1f} MB on disk (weights stored as {'/'.join(stored)}, run in fp32). {sampling_summary(sampling, config.get('prestissimo', {}).get('envelope_prior'))}",
         "",
         "## What it was trained on",
         "",
