@@ -114,7 +114,8 @@ def test_the_card_names_a_pingpong_eta_and_lists_extra_evaluations_beside_the_sh
         "Default sampling: pingpong, 8 steps, CFG 1.0."
     assert card.sampling_summary({"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0, "eta": 0.9}).startswith(
         "Default sampling: pingpong, 8 steps, CFG 1.0, eta 0.9 (")
-    with_prior = card.sampling_summary({"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0}, {"steps": 20, "cfg_scale": 4.0})
+    with_prior = card.sampling_summary({"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0},
+                                       {"steps": 20, "cfg_scale": 4.0})
     assert with_prior == ("Default sampling: pingpong, 8 steps, CFG 1.0; the envelope prior samples 20 Euler steps "
                           "with CFG 4.0 before the DiT.")
     metrics = lambda fd, **kw: {"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0, "fd": fd, **kw}  # noqa: E731

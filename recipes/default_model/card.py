@@ -51,9 +51,11 @@ def attribute_rows(rows: list[tuple[str, dict]]) -> list[str]:
              "|---|" + "---:|" * len(rows)]
     for n in names:
         # The clip count says how far one clip moves the score (the same prompts give every row the same count).
-        clips = next((m["adherence_attribute_clips"][n] for _, m in rows if n in m.get("adherence_attribute_clips", {})), None)
+        clips = next((m["adherence_attribute_clips"][n] for _, m in rows
+                      if n in m.get("adherence_attribute_clips", {})), None)
         label = f"{n} ({clips} clips)" if clips else n
-        lines.append(f"| {label} | " + " | ".join(_fmt(m.get("adherence_attributes", {}).get(n)) for _, m in rows) + " |")
+        scores = (_fmt(m.get("adherence_attributes", {}).get(n)) for _, m in rows)
+        lines.append(f"| {label} | " + " | ".join(scores) + " |")
     if any("beat_regularity" in m for _, m in rows):  # does it keep a beat at all (prestissimo eval)
         lines.append("| beat regularity (melodies, grooves) | "
                      + " | ".join(_fmt(m.get("beat_regularity"), 2) for _, m in rows) + " |")
@@ -130,6 +132,7 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
     with safe_open(str(model_dir / "model.safetensors"), "pt") as weights:
         stored = sorted({str(weights.get_slice(k).get_dtype()) for k in weights.keys()})
     sampling = config.get("prestissimo", {}).get("sampling", {})
+    prior = config.get("prestissimo", {}).get("envelope_prior")
     attrs = shipped.get("adherence_attributes", {})
     follows = sorted(n for n, a in attrs.items() if a >= FOLLOWS)
     ignores = sorted(n for n, a in attrs.items() if a < IGNORES)
@@ -142,7 +145,8 @@ def build_card(model_dir: Path, shipped: dict, base: dict, reconstructions: dict
         "",
         "The model `prestissimo generate` and `TextToAudio.from_pretrained()` use when no model is given.",
         f"{config['sample_rate']} Hz, {config['audio_channels']} channels, up to {seconds:.2f} s per clip; "
-        f"{size_mb:.1f} MB on disk (weights stored as {'/'.join(stored)}, run in fp32). {sampling_summary(sampling, config.get('prestissimo', {}).get('envelope_prior'))}",
+        f"{size_mb:.1f} MB on disk (weights stored as {'/'.join(stored)}, run in fp32). "
+        f"{sampling_summary(sampling, prior)}",
         "",
         "## What it was trained on",
         "",

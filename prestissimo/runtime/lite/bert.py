@@ -22,7 +22,8 @@ class LiteBert:
         self.layers = int(config["num_hidden_layers"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))
         self.act = ACTIVATIONS[config.get("hidden_act", "gelu")]
-        self.w = {ours: value.astype(np.float32, copy=False) for key, value in load_file(str(folder / "model.safetensors")).items()
+        weights = load_file(str(folder / "model.safetensors"))
+        self.w = {ours: value.astype(np.float32, copy=False) for key, value in weights.items()
                   if (ours := bert_key(key)) is not None}
 
     def __call__(self, input_ids: Array, attention_mask: Array) -> Array:
