@@ -97,8 +97,8 @@ class Phase:
     # Multiplier of the scheduled learning rate at a loop step: one optimizer, and its Adam moments, can
     # then run stages at different rates (ARC's ODE warm-up before its adversarial steps).
     lr_scale: Callable[[int], float] = lambda step: 1.0
-    # Precision ("fp32", "bf16" or "auto", resolved per device) at a loop step; None: the loop's. A stage that is plain regression
-    # (ARC's ODE warm-up) can then run in bf16 while a later stage that needs fp32 (ARC's
+    # Precision ("fp32", "bf16" or "auto", resolved per device) at a loop step; None: the loop's. A stage
+    # that is plain regression (ARC's ODE warm-up) can then run in bf16 while a later stage that needs fp32 (ARC's
     # finite-difference gradient penalty would drown in bf16 rounding) keeps it.
     precision: Callable[[int], str] | None = None
 
