@@ -8,6 +8,8 @@ Each row is LABEL=EXTRA_ARGS (added to `prestissimo generate PROMPT -o OUT --sec
 leading VAR=VALUE words of EXTRA_ARGS set environment variables for that row only
 ("one BLAS thread=OPENBLAS_NUM_THREADS=1 --engine numpy"). Rows run interleaved, run by run, so drift on
 a shared machine hits them alike; the table gives the median and the ratio to the first row.
+To compare two versions of prestissimo, clone the older one and give its row "PYTHONPATH=/path/to/clone":
+the `prestissimo` script then imports the clone's package before the installed one.
 ``--busy N`` keeps N other processes spinning on the CPU meanwhile: the command on a machine that is
 doing something else too.
 """

@@ -309,6 +309,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not 0.0 < args.init_noise_level <= 1.0:
         raise UserError(f"--init-noise-level must be in (0, 1], got {args.init_noise_level}")
 
+    from ..runtime.allocator import retain_freed_memory
+
+    retain_freed_memory()  # before the first large array: a command owns its process
     model = _load_lite(args, prompts)
     on_torch = model is None
     if on_torch:

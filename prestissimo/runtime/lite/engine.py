@@ -165,13 +165,18 @@ class LiteTextToAudio:
         for ids in tokenizer(prompts)["input_ids"]:
             if len(ids) > max_length:
                 log.warning("prompt has %d tokens; the text encoder reads only the first %d", len(ids), max_length)
-        enc = tokenizer(prompts, truncation=True, max_length=max_length, padding="max_length", return_tensors="np")
+        # BERT runs on the longest prompt's tokens only, and the output is zero-padded to max_length
+        # afterwards: the pipeline zeroes padded positions anyway, and masked keys leave the real ones
+        # unchanged, so this equals encoding max_length tokens at a fraction of the cost (~10 of 128 tokens).
+        enc = tokenizer(prompts, truncation=True, max_length=max_length, padding=True, return_tensors="np")
         mask = enc["attention_mask"].astype(bool)
         emb = bert(enc["input_ids"], mask)
         proj = f"{cond_id}.proj_out.weight"
         if proj in self.conditioner_weights:
             emb = linear(emb, self.conditioner_weights[proj], self.conditioner_weights.get(f"{cond_id}.proj_out.bias"))
-        return emb * mask[..., None], mask
+        emb = emb * mask[..., None]
+        width = max_length - mask.shape[1]
+        return np.pad(emb, ((0, 0), (0, width), (0, 0))), np.pad(mask, ((0, 0), (0, width)))
 
     def conditioning(self, prompts: list[str], seconds: float) -> tuple[Array | None, Array | None, Array | None]:
         """Cross-attention tokens, global vector and which global dims come from a prompt, as the

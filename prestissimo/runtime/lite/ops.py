@@ -20,7 +20,10 @@ def linear(x: Array, weight: Array, bias: Array | None = None) -> Array:
 
 
 def silu(x: Array) -> Array:
-    return x / (1.0 + np.exp(-x))
+    # In place on one temporary: elementwise passes cost about as much as the matmuls here (docs/runtime.md).
+    d = np.exp(-x)
+    d += 1.0
+    return np.divide(x, d, out=d)
 
 
 def sigmoid(x: Array) -> Array:
@@ -50,13 +53,14 @@ def _erf(x: Array) -> Array:
 
 
 def layer_norm(x: Array, weight: Array | None, bias: Array | None, eps: float) -> Array:
-    mean = x.mean(-1, keepdims=True)
-    centred = x - mean
-    var = (centred * centred).mean(-1, keepdims=True)
-    y = centred / np.sqrt(var + eps)
+    y = x - x.mean(-1, keepdims=True)
+    var = np.einsum("...i,...i->...", y, y)[..., None] / np.float32(x.shape[-1])
+    y *= 1.0 / np.sqrt(var + eps)
     if weight is not None:
-        y = y * weight
-    return y if bias is None else y + bias
+        y *= weight
+    if bias is not None:
+        y += bias
+    return y
 
 
 def l2_normalize(x: Array, eps: float = 1e-12) -> Array:
@@ -64,13 +68,15 @@ def l2_normalize(x: Array, eps: float = 1e-12) -> Array:
 
 
 def softmax(x: Array) -> Array:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+    e = x - x.max(-1, keepdims=True)
+    np.exp(e, out=e)
+    e /= e.sum(-1, keepdims=True)
+    return e
 
 
 def attention(q: Array, k: Array, v: Array, key_mask: Array | None = None) -> Array:
     """Scaled dot-product attention over [B, H, N, D]; ``key_mask`` [B, M] is True where keys count."""
-    scores = (q @ k.swapaxes(-1, -2)) * np.float32(1.0 / math.sqrt(q.shape[-1]))
+    scores = (q * np.float32(1.0 / math.sqrt(q.shape[-1]))) @ k.swapaxes(-1, -2)  # scale the smaller tensor
     if key_mask is not None:
         scores = np.where(key_mask[:, None, None, :], scores, np.float32(-np.inf))
     return softmax(scores) @ v
@@ -108,8 +114,12 @@ def snake_beta(x: Array, log_alpha: Array, log_beta: Array) -> Array:
     """x + sin^2(a x) / b with per-channel a = exp(log_alpha), b = exp(log_beta), over [B, C, T]."""
     alpha = np.exp(log_alpha)[None, :, None]
     inv_beta = (1.0 / (np.exp(log_beta) + 1e-9))[None, :, None]
-    s = np.sin(x * alpha)
-    return x + s * s * inv_beta
+    s = x * alpha
+    np.sin(s, out=s)
+    s *= s
+    s *= inv_beta
+    s += x
+    return s
 
 
 def elu(x: Array) -> Array:
