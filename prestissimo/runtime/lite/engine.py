@@ -167,7 +167,7 @@ class LiteTextToAudio:
                 log.warning("prompt has %d tokens; the text encoder reads only the first %d", len(ids), max_length)
         # BERT runs on the longest prompt's tokens only, and the output is zero-padded to max_length
         # afterwards: the pipeline zeroes padded positions anyway, and masked keys leave the real ones
-        # unchanged, so this equals encoding max_length tokens at a fraction of the cost (~10 of 128 tokens).
+        # unchanged, so this equals encoding max_length tokens at a fraction of the cost (a prompt is ~10 tokens).
         enc = tokenizer(prompts, truncation=True, max_length=max_length, padding=True, return_tensors="np")
         mask = enc["attention_mask"].astype(bool)
         emb = bert(enc["input_ids"], mask)
