@@ -278,8 +278,11 @@ def _load_lite(args: argparse.Namespace, prompts: list[str]) -> Any:
         # (benchmarks/generate_wall_time.py --busy 1, docs/runtime.md). torch's MKL threads are unaffected.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ..models.loading import ModelLoadError
+    from ..runtime.allocator import retain_freed_memory
     from ..runtime.lite import LiteTextToAudio, LiteUnsupported
 
+    # Before the first large array; a command owns its process. The torch engine did not gain (docs/runtime.md).
+    retain_freed_memory()
     try:
         lite = LiteTextToAudio.from_pretrained(args.model)
         lite.request(prompts, args.seconds, args.steps, args.sampler, args.cfg_scale, args.seed, eta=args.eta)
@@ -309,9 +312,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not 0.0 < args.init_noise_level <= 1.0:
         raise UserError(f"--init-noise-level must be in (0, 1], got {args.init_noise_level}")
 
-    from ..runtime.allocator import retain_freed_memory
-
-    retain_freed_memory()  # before the first large array: a command owns its process
     model = _load_lite(args, prompts)
     on_torch = model is None
     if on_torch:
