@@ -20,7 +20,7 @@ def linear(x: Array, weight: Array, bias: Array | None = None) -> Array:
 
 
 def silu(x: Array) -> Array:
-    # In place on one temporary: elementwise passes cost about as much as the matmuls here (docs/runtime.md).
+    # In place on one temporary: elementwise passes were about a third of a generation's time (docs/runtime.md).
     d = np.exp(-x)
     d += 1.0
     return np.divide(x, d, out=d)
